@@ -1,0 +1,61 @@
+# Every target runs the pinned Deno, installed by scripts/install-deno.sh when it
+# is not on PATH. The permission flags live in scripts/permissions.txt, the one
+# list that `make run`, `make build` and the tests' daemons all use.
+SHELL := /bin/bash
+.DEFAULT_GOAL := test
+
+# Deno errors print a Rust backtrace when this machine's RUST_BACKTRACE=1 leaks in.
+export RUST_BACKTRACE := 0
+export DENO_NO_UPDATE_CHECK := 1
+export NO_COLOR := 1
+
+DENO := $(shell scripts/install-deno.sh)
+ifeq ($(DENO),)
+$(error scripts/install-deno.sh could not provide Deno; see its message above)
+endif
+PERMISSIONS := $(shell cat scripts/permissions.txt)
+
+# The original Node daemon, for the interoperability tests (.ci/run sets it too).
+WSDAEMON_ORIGINAL ?= $(wildcard $(abspath $(CURDIR)/../shared/peers/ws-daemon-original/run))
+export WSDAEMON_ORIGINAL
+
+.PHONY: test fmt lint check unit demo run build bench clean
+
+test: lint check
+	$(DENO) fmt --check
+	@if [ -n "$(WSDAEMON_ORIGINAL)" ]; then "$(WSDAEMON_ORIGINAL)" --install; fi
+	$(DENO) test --frozen --sanitize-ops --sanitize-resources --allow-all test/
+
+unit:
+	$(DENO) test --frozen --sanitize-ops --sanitize-resources --allow-all test/unit/
+
+fmt:
+	$(DENO) fmt
+
+lint:
+	$(DENO) lint
+
+check:
+	$(DENO) check --frozen src/ test/ scripts/
+
+demo:
+	$(DENO) run --frozen --allow-all scripts/demo.ts
+
+# make run ARGS="--prefix /path --log-level debug"
+run:
+	$(DENO) run --frozen $(PERMISSIONS) src/main.ts $(ARGS)
+
+bench:
+	$(DENO) run --frozen --allow-all scripts/bench.ts
+
+# deno compile downloads its runtime (denort) unless DENORT_BIN names a local one.
+build:
+	@if [ -z "$$DENORT_BIN" ]; then \
+	  echo "make build: deno compile needs the denort runtime, which it downloads and this machine cannot reach; set DENORT_BIN to a local denort $$($(DENO) --version | awk 'NR==1{print $$2}') binary" >&2; \
+	  exit 1; \
+	fi
+	@if [ ! -x "$$DENORT_BIN" ]; then echo "make build: DENORT_BIN=$$DENORT_BIN is not an executable file" >&2; exit 1; fi
+	$(DENO) compile --frozen $(PERMISSIONS) --output ws-daemon src/main.ts
+
+clean:
+	rm -rf ws-daemon .deno

@@ -1,0 +1,95 @@
+/**
+ * The local listener: a Unix socket in the prefix (or, when configured, a TCP
+ * port) that accepts local clients and serves each as a `LocalConnection`.
+ *
+ * @module
+ */
+
+import { LocalConnection, type LocalHandler } from "./connection.ts";
+import { listenOnFreeSocket } from "./socket_path.ts";
+import type { Logger } from "../log.ts";
+
+export interface LocalServerOptions {
+  prefix: string;
+  /** Listen on TCP instead of the Unix socket. */
+  tcp?: { hostname: string; port: number };
+  /** Mode of the socket file, e.g. 0o600. */
+  socketMode: number;
+  maxMessageBytes: number;
+  maxBufferedBytes: number;
+  log: Logger;
+}
+
+export class LocalServer {
+  readonly #options: LocalServerOptions;
+  #listener: Deno.Listener | undefined;
+  #accepting: Promise<void> | undefined;
+  readonly #connections = new Set<LocalConnection>();
+  #nextId = 1;
+
+  constructor(options: LocalServerOptions) {
+    this.#options = options;
+  }
+
+  /** Opens the listener; returns where it listens, for the log. */
+  async listen(): Promise<string> {
+    const { tcp, prefix, socketMode, log } = this.#options;
+    if (tcp) {
+      const listener = Deno.listen({ transport: "tcp", ...tcp });
+      this.#listener = listener;
+      return `tcp://${tcp.hostname}:${listener.addr.port}`;
+    }
+    const listener = await listenOnFreeSocket(prefix, log);
+    this.#listener = listener;
+    await Deno.chmod(listener.addr.path, socketMode);
+    return listener.addr.path;
+  }
+
+  /** Accepts clients until `stopAccepting()`. */
+  serve(handler: LocalHandler): void {
+    const listener = this.#listener;
+    if (!listener) {
+      throw new Error("LocalServer.serve() called before listen()");
+    }
+    this.#accepting = (async () => {
+      try {
+        for await (const conn of listener) {
+          const connection = new LocalConnection(
+            conn,
+            `local#${this.#nextId++}`,
+            this.#options,
+          );
+          this.#connections.add(connection);
+          this.#options.log.debug(`${connection.label}: connected`);
+          connection.serve(handler).finally(() => {
+            this.#connections.delete(connection);
+            this.#options.log.debug(`${connection.label}: closed`);
+          });
+        }
+      } catch (error) {
+        if (!(error instanceof Deno.errors.BadResource)) {
+          this.#options.log.error(
+            `local listener failed: ${(error as Error).message}`,
+          );
+        }
+      }
+    })();
+  }
+
+  /** Closes the listener (which removes the socket file); clients stay. */
+  async stopAccepting(): Promise<void> {
+    try {
+      this.#listener?.close();
+    } catch {
+      // Already closed.
+    }
+    await this.#accepting;
+  }
+
+  /** Writes what each client is owed so far, then closes every client. */
+  async closeAll(): Promise<void> {
+    const open = [...this.#connections];
+    await Promise.all(open.map((c) => c.drainAndClose()));
+    await Promise.all(open.map((c) => c.finished));
+  }
+}

@@ -1,0 +1,134 @@
+/**
+ * The command line: `ws-daemon [run|check] [--prefix DIR] [--log-level L]`.
+ * Maps every failure to one line on stderr and an exit code.
+ *
+ * @module
+ */
+
+import { parseArgs } from "node:util";
+import { ConfigError, DEFAULT_PREFIX, loadConfig } from "./config.ts";
+import { Daemon } from "./daemon.ts";
+import { LOG_LEVELS, Logger, type LogLevel } from "./log.ts";
+import { VERSION } from "./version.ts";
+
+const USAGE = `Usage: ws-daemon [run|check] [--prefix DIR] [--log-level LEVEL]
+
+  run      start the daemon (the default)
+  check    validate <prefix>/config.json and exit
+
+  --prefix DIR        folder with config.json and scripts/
+                      (default: $WSDAEMON_PREFIX, else ${DEFAULT_PREFIX})
+  --log-level LEVEL   debug, info, warn or error (default: the config's, else info)
+  --version           print the version
+  --help              print this help
+`;
+
+/** Exit codes: 0 ok, 1 runtime failure, 2 usage, 78 bad configuration. */
+const EXIT_USAGE = 2;
+const EXIT_CONFIG = 78;
+
+function fail(message: string, code: number): never {
+  console.error(`ws-daemon: ${message}`);
+  Deno.exit(code);
+}
+
+async function main(args: string[]): Promise<void> {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args,
+      allowPositionals: true,
+      options: {
+        prefix: { type: "string" },
+        "log-level": { type: "string" },
+        version: { type: "boolean" },
+        help: { type: "boolean", short: "h" },
+      },
+    });
+  } catch (error) {
+    fail(`${(error as Error).message}\n${USAGE}`, EXIT_USAGE);
+  }
+  const { values, positionals } = parsed;
+  if (values.help) {
+    console.log(USAGE);
+    return;
+  }
+  if (values.version) {
+    console.log(VERSION);
+    return;
+  }
+  const command = positionals[0] ?? "run";
+  if (positionals.length > 1 || (command !== "run" && command !== "check")) {
+    fail(
+      `unknown command ${JSON.stringify(positionals.join(" "))}\n${USAGE}`,
+      EXIT_USAGE,
+    );
+  }
+  const logLevel = values["log-level"];
+  if (logLevel !== undefined && !LOG_LEVELS.includes(logLevel as LogLevel)) {
+    fail(
+      `--log-level must be one of ${LOG_LEVELS.join(", ")}: found ${
+        JSON.stringify(logLevel)
+      }`,
+      EXIT_USAGE,
+    );
+  }
+  const prefix = values.prefix ?? Deno.env.get("WSDAEMON_PREFIX") ??
+    DEFAULT_PREFIX;
+
+  let loaded;
+  try {
+    loaded = await loadConfig(prefix);
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      fail(`config error: ${error.message}`, EXIT_CONFIG);
+    }
+    throw error;
+  }
+  const { config, warnings } = loaded;
+  // The environment may switch the local listener to TCP (the Docker image does).
+  const localTcp = Deno.env.get("WSDAEMON_LOCAL_TCP");
+  if (localTcp !== undefined) {
+    if (!/^.+:\d{1,5}$/.test(localTcp)) {
+      fail(
+        `config error: WSDAEMON_LOCAL_TCP: expected "host:port", found ${
+          JSON.stringify(localTcp)
+        }`,
+        EXIT_CONFIG,
+      );
+    }
+    config.localTcp = localTcp;
+  }
+  const log = new Logger((logLevel as LogLevel | undefined) ?? config.logLevel);
+  for (const warning of warnings) log.warn(`config: ${warning}`);
+  if (command === "check") {
+    console.log(`${prefix}/config.json: ok (${config.mode} mode)`);
+    return;
+  }
+
+  const daemon = new Daemon({ prefix, config, log });
+  try {
+    await daemon.start();
+  } catch (error) {
+    fail(`cannot start: ${(error as Error).message}`, 1);
+  }
+  const stopped = Promise.withResolvers<void>();
+  let stopping = false;
+  const onSignal = (signal: Deno.Signal) => () => {
+    if (stopping) {
+      log.warn(`${signal} again: exiting now`);
+      Deno.exit(1);
+    }
+    stopping = true;
+    log.info(`${signal} received`);
+    daemon.stop().then(stopped.resolve, stopped.reject);
+  };
+  Deno.addSignalListener("SIGINT", onSignal("SIGINT"));
+  Deno.addSignalListener("SIGTERM", onSignal("SIGTERM"));
+  await stopped.promise;
+  Deno.exit(0);
+}
+
+if (import.meta.main) {
+  await main(Deno.args);
+}

@@ -1,0 +1,242 @@
+/**
+ * The wire contract (PROTOCOL.md): message and status shapes, status codes,
+ * command codes, and the parse/encode functions every other module uses, so
+ * that the byte layout of a frame or a status line is decided in one place.
+ *
+ * @module
+ */
+
+/** Status codes below zero; 0…255 are a script's exit code. */
+export const Status = {
+  /** The script could not be run: unknown, invalid or non-executable name. */
+  CANNOT_RUN: -1,
+  /** No peer to deliver to, or the one picked went away before answering. */
+  NO_PEER: -2,
+  /** Timed out. */
+  TIMEOUT: -3,
+  /** The message was invalid. */
+  REJECTED: -4,
+  /** Not allowed. */
+  REFUSED: -5,
+} as const;
+
+/** Runs a command on the daemon that reads it from its local socket. */
+export const LOCAL_COMMAND = "+cmd";
+/** Written locally, forwarded to the peer, which runs it. */
+export const REMOTE_COMMAND = "&cmd";
+
+export const CommandCode = {
+  PAUSE: "PAUSE",
+  STATUS: "STATUS",
+  HELLO: "HELLO",
+  PING: "PING",
+  PONG: "PONG",
+} as const;
+
+/**
+ * Features this daemon announces in HELLO. A feature is used on a connection
+ * only when the peer announces it too.
+ *
+ * - `request-ref`: requests carry a daemon-chosen `ref` that the status echoes,
+ *   so statuses match their request even when ids are absent or repeated.
+ * - `heartbeat`: `&cmd PING` is answered with `&cmd PONG`, which lets a client
+ *   notice a dead server (the Deno WebSocket client has no idle timeout).
+ */
+export const FEATURES = ["request-ref", "heartbeat"] as const;
+export type Feature = typeof FEATURES[number];
+
+/** A status as a local connection sees it. Readers ignore unknown fields. */
+export interface StatusReport {
+  status: number;
+  id?: unknown;
+  error?: string;
+  peer?: string;
+  signal?: string;
+  [field: string]: unknown;
+}
+
+/** A message read from a local socket or a peer. */
+export interface Message {
+  name: string;
+  /** Present only when the message had an `id` key. */
+  id?: unknown;
+  hasId: boolean;
+  params: unknown;
+  /** The whole decoded object, for fields this layer does not know. */
+  fields: Record<string, unknown>;
+}
+
+export interface Command {
+  code: string;
+  data: unknown;
+}
+
+/**
+ * A message that cannot be accepted. Carries the status it maps to and the
+ * request's id when the id could be read, so the answer can name it.
+ */
+export class ProtocolError extends Error {
+  readonly status: number;
+  readonly id: unknown;
+  readonly hasId: boolean;
+  constructor(
+    message: string,
+    { status = Status.REJECTED, id, hasId = false }: {
+      status?: number;
+      id?: unknown;
+      hasId?: boolean;
+    } = {},
+  ) {
+    super(message);
+    this.name = "ProtocolError";
+    this.status = status;
+    this.id = id;
+    this.hasId = hasId;
+  }
+
+  /** The status line a local connection gets for this error. */
+  toReport(): StatusReport {
+    return withId({ status: this.status, error: this.message }, this);
+  }
+}
+
+function describe(value: unknown): string {
+  if (value === null) return "null";
+  if (Array.isArray(value)) return "an array";
+  if (typeof value === "string") {
+    return `the string ${JSON.stringify(value.slice(0, 40))}`;
+  }
+  return typeof value === "object" ? "an object" : `${typeof value} ${value}`;
+}
+
+/** Copies `id` from a request onto a report, leaving it absent when absent. */
+export function withId(
+  report: StatusReport,
+  from: { id?: unknown; hasId: boolean },
+): StatusReport {
+  if (from.hasId) report.id = from.id;
+  return report;
+}
+
+/**
+ * Decodes one message (a local line or a peer frame).
+ *
+ * @throws {ProtocolError} not JSON, not an object, or no string `name`.
+ */
+export function parseMessage(text: string): Message {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (error) {
+    throw new ProtocolError(
+      `Cannot read message as it is not valid JSON: ${
+        (error as Error).message
+      }`,
+    );
+  }
+  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+    throw new ProtocolError(
+      `Cannot read message as it must be a JSON object: found ${
+        describe(value)
+      }`,
+    );
+  }
+  const fields = value as Record<string, unknown>;
+  const hasId = Object.hasOwn(fields, "id");
+  const id = fields.id;
+  if (typeof fields.name !== "string") {
+    throw new ProtocolError(
+      `Cannot read message as 'name' must be a string: found ${
+        "name" in fields ? describe(fields.name) : "no 'name'"
+      }`,
+      { id, hasId },
+    );
+  }
+  return { name: fields.name, id, hasId, params: fields.params, fields };
+}
+
+/**
+ * Reads `params` of a `+cmd`/`&cmd` message as `{code, data}`.
+ *
+ * @throws {ProtocolError} when `params.code` is not a string.
+ */
+export function parseCommand(message: Message): Command {
+  const params = message.params;
+  if (
+    typeof params !== "object" || params === null || Array.isArray(params) ||
+    typeof (params as Record<string, unknown>).code !== "string"
+  ) {
+    throw new ProtocolError(
+      `Cannot run command as 'params.code' must be a string: found ${
+        typeof params === "object" && params !== null && !Array.isArray(params)
+          ? describe((params as Record<string, unknown>).code)
+          : `params ${describe(params)}`
+      }`,
+      message,
+    );
+  }
+  const fields = params as Record<string, unknown>;
+  return { code: fields.code as string, data: fields.data };
+}
+
+/** A STATUS command's `data`, as PROTOCOL.md Part 1 defines it. */
+export interface StatusData {
+  status: number;
+  id?: unknown;
+  [field: string]: unknown;
+}
+
+/** Checks a STATUS command's data: an object with an integer `status`. */
+export function parseStatusData(data: unknown): StatusData | string {
+  if (typeof data !== "object" || data === null || Array.isArray(data)) {
+    return `STATUS data must be an object {"status": int, "id": string}: found ${
+      describe(data)
+    }`;
+  }
+  const fields = data as Record<string, unknown>;
+  if (!Number.isInteger(fields.status)) {
+    return `STATUS data.status must be an integer: found ${
+      "status" in fields ? describe(fields.status) : "no 'status'"
+    }`;
+  }
+  return fields as StatusData;
+}
+
+/** One status line for a local connection: JSON and `\n`. */
+export function encodeStatusLine(report: StatusReport): string {
+  return JSON.stringify(report) + "\n";
+}
+
+/** A command frame, in the exact key order of PROTOCOL.md. */
+export function encodeCommand(
+  marker: typeof LOCAL_COMMAND | typeof REMOTE_COMMAND,
+  code: string,
+  data: unknown,
+): string {
+  return JSON.stringify({ name: marker, params: { code, data } });
+}
+
+/** The frame a daemon sends its peer when a script it ran has ended. */
+export function encodeStatusFrame(data: StatusData): string {
+  return encodeCommand(REMOTE_COMMAND, CommandCode.STATUS, data);
+}
+
+/** What a HELLO carries. */
+export interface Hello {
+  version: string;
+  name: string;
+  features: string[];
+}
+
+/** Reads a peer's HELLO data leniently: a later version may add fields. */
+export function parseHello(data: unknown): Hello | undefined {
+  if (typeof data !== "object" || data === null) return undefined;
+  const fields = data as Record<string, unknown>;
+  return {
+    version: typeof fields.version === "string" ? fields.version : "unknown",
+    name: typeof fields.name === "string" ? fields.name : "",
+    features: Array.isArray(fields.features)
+      ? fields.features.filter((f): f is string => typeof f === "string")
+      : [],
+  };
+}
