@@ -28,7 +28,9 @@ export function pauseMs(data: unknown): number | string {
     (data as number) > 86_400_000
   ) {
     return `PAUSE data must be an integer number of milliseconds from 0 to 86400000: found ${
-      JSON.stringify(data) ?? "nothing"
+      typeof data === "number"
+        ? String(data)
+        : JSON.stringify(data) ?? "nothing"
     }`;
   }
   return data as number;

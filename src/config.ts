@@ -186,7 +186,12 @@ function clientUrl(
         }`,
       );
     }
-    if (url.port === "" && port !== undefined) url.port = String(port);
+    // The URL parser drops a scheme's default port (ws://h:80), so whether a
+    // port was written is read from the text itself.
+    const hasPort =
+      /^[a-z][a-z0-9+.-]*:\/\/(?:[^/?#@]*@)?(?:\[[^\]]*\]|[^/?#:]*):\d+(?:[/?#]|$)/i
+        .test(proxy);
+    if (!hasPort && port !== undefined) url.port = String(port);
     return url.href;
   }
   if (port === undefined || port === 0) {
@@ -228,7 +233,7 @@ export async function loadConfig(prefix: string): Promise<LoadedConfig> {
   } catch (error) {
     throw new ConfigError(
       `${file}: expected valid JSON, found a syntax error: ${
-        (error as Error).message
+        (error as Error).message.replace(/\s+/g, " ")
       }`,
     );
   }

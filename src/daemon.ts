@@ -121,7 +121,7 @@ export class Daemon {
     while (this.#owedByPeers() > 0 && Date.now() < deadline) {
       await new Promise((resolve) => setTimeout(resolve, SHUTDOWN_POLL_MS));
     }
-    this.#client?.close();
+    await this.#client?.close();
     await this.#server?.close();
     await this.#local.closeAll();
     log.info("stopped");

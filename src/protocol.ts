@@ -101,6 +101,7 @@ export class ProtocolError extends Error {
 }
 
 function describe(value: unknown): string {
+  if (value === undefined) return "nothing";
   if (value === null) return "null";
   if (Array.isArray(value)) return "an array";
   if (typeof value === "string") {
@@ -230,7 +231,9 @@ export interface Hello {
 
 /** Reads a peer's HELLO data leniently: a later version may add fields. */
 export function parseHello(data: unknown): Hello | undefined {
-  if (typeof data !== "object" || data === null) return undefined;
+  if (typeof data !== "object" || data === null || Array.isArray(data)) {
+    return undefined;
+  }
   const fields = data as Record<string, unknown>;
   return {
     version: typeof fields.version === "string" ? fields.version : "unknown",

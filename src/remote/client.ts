@@ -13,7 +13,7 @@
  * @module
  */
 
-import { GOING_AWAY, type PeerHandler, PeerLink } from "./peer_link.ts";
+import { type PeerHandler, PeerLink } from "./peer_link.ts";
 import { CommandCode, encodeCommand, REMOTE_COMMAND } from "../protocol.ts";
 import type { Logger } from "../log.ts";
 
@@ -29,6 +29,8 @@ export interface RemoteClientOptions {
 
 /** How long one connection attempt may take before it is abandoned. */
 const CONNECT_TIMEOUT_MS = 10_000;
+/** How long shutdown waits for the server to confirm the close. */
+const CLOSE_HANDSHAKE_MS = 2_000;
 const PING = encodeCommand(REMOTE_COMMAND, CommandCode.PING, null);
 
 export class RemoteClient {
@@ -155,11 +157,18 @@ export class RemoteClient {
     this.#heartbeat = undefined;
   }
 
-  /** Stops reconnecting and closes the connection with 1001. */
-  close(): void {
+  /**
+   * Stops reconnecting, closes the connection and waits (briefly) for the
+   * close handshake, so statuses sent just before reach the server. A client
+   * may not send 1001 (the WebSocket API allows it 1000 and 3000-4999), so it
+   * says 1000 with the reason "going away".
+   */
+  async close(): Promise<void> {
     this.#stopped = true;
     clearTimeout(this.#timer);
     this.#stopHeartbeat();
-    this.#link?.close(GOING_AWAY, "client shutting down");
+    const link = this.#link;
+    link?.close(1000, "going away: client shutting down");
+    await link?.closed(CLOSE_HANDSHAKE_MS);
   }
 }

@@ -43,6 +43,7 @@ export class PeerLink {
   readonly #options: PeerLinkOptions;
   #closed = false;
   #handler: PeerHandler | undefined;
+  readonly #socketClosed = Promise.withResolvers<void>();
 
   constructor(socket: WebSocket, label: string, options: PeerLinkOptions) {
     this.#socket = socket;
@@ -92,6 +93,7 @@ export class PeerLink {
       if (message) this.#options.log.debug(`${this.label}: ${message}`);
     };
     socket.onclose = (event) => {
+      this.#socketClosed.resolve();
       this.#finish(
         `closed with code ${event.code}${
           event.reason ? ` (${event.reason})` : ""
@@ -118,15 +120,34 @@ export class PeerLink {
     }
   }
 
-  /** Closes the connection and reports it closed at once. */
+  /**
+   * Closes the connection and reports it closed at once. Frames sent before
+   * are still delivered ahead of the close frame; `closed()` waits for that.
+   */
   close(code = 1000, reason = ""): void {
     if (this.#closed) return;
     try {
       this.#socket.close(code, reason);
-    } catch {
-      // Not open yet, or already closing.
+    } catch (error) {
+      // Not open yet, or already closing; any other error is a bug here.
+      if (
+        !(error instanceof DOMException && error.name === "InvalidStateError")
+      ) {
+        throw error;
+      }
+      this.#socketClosed.resolve();
     }
     this.#finish(reason || `closed by this daemon (code ${code})`);
+  }
+
+  /** Resolves when the socket has closed, or after `timeoutMs`. */
+  async closed(timeoutMs: number): Promise<void> {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timeout = new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, timeoutMs);
+    });
+    await Promise.race([this.#socketClosed.promise, timeout]);
+    clearTimeout(timer);
   }
 
   #finish(reason: string): void {

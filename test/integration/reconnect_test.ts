@@ -1,0 +1,91 @@
+import { assert, assertEquals } from "../helpers/assert.ts";
+import { DaemonProcess, Prefix } from "../helpers/daemon.ts";
+import { LocalClient } from "../helpers/local_client.ts";
+import { until } from "../helpers/wait.ts";
+
+const HELLO_FROM_SERVER = /peer server .* says hello/;
+const HELLO_FROM_CLIENT = /peer client .* says hello/;
+
+Deno.test("the client reconnects after the server restarts, logging the outage once", async () => {
+  await using serverPrefix = await Prefix.create({
+    mode: "server",
+    port: 0,
+    host: "127.0.0.1",
+    name: "server",
+  });
+  const first = await DaemonProcess.start(serverPrefix);
+  await using _first = first;
+  const port = first.port;
+  const url = `ws://127.0.0.1:${port}`;
+
+  await using clientPrefix = await Prefix.create({
+    mode: "client",
+    proxy: "127.0.0.1",
+    port,
+    name: "client",
+    reconnectMinMs: 50,
+    reconnectMaxMs: 200,
+  });
+  await using client = await DaemonProcess.start(clientPrefix, {
+    args: ["--log-level", "debug"],
+  });
+  await Promise.all([
+    client.waitForLog(HELLO_FROM_SERVER),
+    first.waitForLog(HELLO_FROM_CLIENT),
+  ]);
+  await using local = await LocalClient.connect(client.socket);
+  const before = await local.request({ name: "exit-with", id: "a", params: 1 });
+  assertEquals([before.status, before.id], [1, "a"]);
+
+  const mark = client.lines.length;
+  assertEquals((await first.stop("SIGTERM")).code, 0, "first server's exit");
+  await client.waitForLog(/disconnected from .*1001/, 10_000, mark);
+
+  // Down: the client keeps trying, quietly.
+  await until(
+    () => client.count(/DEBUG connection attempt to .* failed/) >= 3,
+    15_000,
+    "3 failed connection attempts in the client's debug log",
+  );
+  const down = await local.request({ name: "noop", id: "down" });
+  assertEquals([down.status, down.id], [-2, "down"], "request while down");
+  const warnings = client.lines.slice(mark).filter((line) =>
+    / (WARN|ERROR) /.test(line) && line.includes(url)
+  );
+  assert(
+    warnings.length <= 2,
+    `expected at most 2 warnings about the server while it was down, got ${warnings.length}:\n${
+      warnings.join("\n")
+    }`,
+  );
+
+  // Same prefix, same port: the client's config still points there.
+  await serverPrefix.writeConfig({
+    mode: "server",
+    port,
+    host: "127.0.0.1",
+    name: "server",
+  });
+  await using second = await DaemonProcess.start(serverPrefix);
+  assertEquals(second.port, port);
+  await Promise.all([
+    client.waitForLog(HELLO_FROM_SERVER, 15_000, mark),
+    second.waitForLog(HELLO_FROM_CLIENT, 15_000),
+  ]);
+  assertEquals(client.count(HELLO_FROM_SERVER), 2);
+  assertEquals(
+    client.count(/WARN disconnected from/),
+    1,
+    "disconnected lines in the client's log",
+  );
+
+  const after = await local.request({ name: "exit-with", id: "b", params: 2 });
+  assertEquals([after.status, after.id], [2, "b"], "client to new server");
+  await using onServer = await LocalClient.connect(second.socket);
+  const back = await onServer.request({
+    name: "exit-with",
+    id: "c",
+    params: 3,
+  });
+  assertEquals([back.status, back.id], [3, "c"], "new server to client");
+});

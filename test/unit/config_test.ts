@@ -1,0 +1,412 @@
+import { join } from "node:path";
+import {
+  assert,
+  assertEquals,
+  assertMatch,
+  assertRejects,
+} from "../helpers/assert.ts";
+import {
+  type ClientConfig,
+  ConfigError,
+  loadConfig,
+  parseConfig,
+} from "../../src/config.ts";
+
+const FILE = "/etc/ws-daemon/config.json";
+
+function clientUrl(input: Record<string, unknown>): string {
+  const { config } = parseConfig({ mode: "client", ...input }, FILE);
+  assertEquals(config.mode, "client");
+  return (config as ClientConfig).url;
+}
+
+/** The port a URL connects to, with the scheme's default filled in. */
+function effectivePort(url: string): number {
+  const parsed = new URL(url);
+  if (parsed.port !== "") return Number(parsed.port);
+  return parsed.protocol === "wss:" ? 443 : 80;
+}
+
+/** Runs `fn`, which must throw a ConfigError, and returns its message. */
+function configError(fn: () => unknown): string {
+  let caught: unknown;
+  try {
+    fn();
+  } catch (error) {
+    caught = error;
+  }
+  assert(caught !== undefined, "expected a ConfigError, but nothing threw");
+  assert(
+    caught instanceof ConfigError,
+    `expected a ConfigError, got ${caught}`,
+  );
+  return caught.message;
+}
+
+/**
+ * Checks that a message is one line naming the file, the field, what was
+ * expected and what was found.
+ */
+function assertOneLineError(
+  message: string,
+  { field, expected, found }: {
+    field: string;
+    expected: RegExp;
+    found: string;
+  },
+): void {
+  assert(!/[\r\n]/.test(message), `not one line: ${JSON.stringify(message)}`);
+  assert(message.startsWith(`${FILE}: `), `no file name in: ${message}`);
+  assert(message.includes(`field "${field}"`), `no field in: ${message}`);
+  assertMatch(message, expected, "what was expected");
+  assert(
+    message.endsWith(`found ${found}`),
+    `expected the message to end with "found ${found}": ${message}`,
+  );
+}
+
+Deno.test("a minimal server config gets every default", () => {
+  const { config, warnings } = parseConfig(
+    { mode: "server", port: 3006 },
+    FILE,
+  );
+  assertEquals(warnings, []);
+  assert(config.mode === "server");
+  assertEquals(config.port, 3006);
+  assertEquals(config.host, "0.0.0.0");
+  assertEquals(config.socketMode, "0600");
+  assertEquals(config.maxMessageBytes, 1024 * 1024);
+  assertEquals(config.maxBufferedBytes, 16 * 1024 * 1024);
+  assertEquals(config.shutdownGraceMs, 10_000);
+  assertEquals(config.heartbeatMs, 15_000);
+  assertEquals(config.logLevel, "info");
+  assertEquals(config.localTcp, undefined);
+});
+
+Deno.test("a server config keeps the values it sets", () => {
+  const { config } = parseConfig({
+    mode: "server",
+    port: 4000,
+    host: "127.0.0.1",
+    socketMode: "660",
+    name: "edge-1",
+    localTcp: "127.0.0.1:9007",
+    maxMessageBytes: 4096,
+    shutdownGraceMs: 0,
+    logLevel: "debug",
+  }, FILE);
+  assert(config.mode === "server");
+  assertEquals(config.host, "127.0.0.1");
+  assertEquals(config.socketMode, "660");
+  assertEquals(config.name, "edge-1");
+  assertEquals(config.localTcp, "127.0.0.1:9007");
+  assertEquals(config.maxMessageBytes, 4096);
+  assertEquals(config.shutdownGraceMs, 0);
+  assertEquals(config.logLevel, "debug");
+});
+
+Deno.test("a minimal client config gets every default and a ws:// url", () => {
+  const { config, warnings } = parseConfig(
+    { mode: "client", proxy: "example.org", port: 3006 },
+    FILE,
+  );
+  assertEquals(warnings, []);
+  assert(config.mode === "client");
+  assertEquals(config.url, "ws://example.org:3006");
+  assertEquals(config.reconnectMinMs, 250);
+  assertEquals(config.reconnectMaxMs, 30_000);
+  assertEquals(config.socketMode, "0600");
+  assertEquals(config.maxMessageBytes, 1024 * 1024);
+  assertEquals(config.heartbeatMs, 15_000);
+  assertEquals(config.logLevel, "info");
+});
+
+Deno.test("a bare proxy host becomes ws://host:port, IPv6 in brackets", () => {
+  assertEquals(
+    clientUrl({ proxy: "10.0.0.5", port: 3006 }),
+    "ws://10.0.0.5:3006",
+  );
+  assertEquals(clientUrl({ proxy: "::1", port: 3006 }), "ws://[::1]:3006");
+  assertEquals(
+    clientUrl({ proxy: "fe80::1:2", port: 80 }),
+    "ws://[fe80::1:2]:80",
+  );
+  assertEquals(clientUrl({ proxy: "[::1]", port: 3006 }), "ws://[::1]:3006");
+  // Each result is a URL that parses to the same host and port.
+  const url = new URL(clientUrl({ proxy: "::1", port: 3006 }));
+  assertEquals(url.hostname, "[::1]");
+  assertEquals(url.port, "3006");
+});
+
+Deno.test("a ws:// or wss:// proxy URL with a port is used as written", () => {
+  assertEquals(
+    clientUrl({ proxy: "ws://h.example:1234/path", port: 3006 }),
+    "ws://h.example:1234/path",
+  );
+  assertEquals(
+    clientUrl({ proxy: "wss://h.example:8443/x" }),
+    "wss://h.example:8443/x",
+  );
+  assertEquals(
+    clientUrl({ proxy: "ws://[::1]:5000", port: 3006 }),
+    "ws://[::1]:5000/",
+  );
+});
+
+Deno.test("a proxy URL without a port takes `port` from the config", () => {
+  assertEquals(
+    clientUrl({ proxy: "ws://h.example/path", port: 3006 }),
+    "ws://h.example:3006/path",
+  );
+  assertEquals(
+    clientUrl({ proxy: "wss://h.example", port: 3006 }),
+    "wss://h.example:3006/",
+  );
+  // No port anywhere: the scheme's default port.
+  const url = clientUrl({ proxy: "wss://h.example/p" });
+  assertEquals(url, "wss://h.example/p");
+  assertEquals(effectivePort(url), 443);
+});
+
+Deno.test("a proxy URL naming its scheme's default port keeps that port", () => {
+  // WHATWG URL parsing drops ":80" from ws:// and ":443" from wss://, so the
+  // port written in the URL must not be mistaken for a missing one.
+  assertEquals(
+    effectivePort(clientUrl({ proxy: "ws://h.example:80/", port: 3006 })),
+    80,
+    "ws://h.example:80/ with port 3006",
+  );
+  assertEquals(
+    effectivePort(clientUrl({ proxy: "wss://h.example:443/p", port: 3006 })),
+    443,
+    "wss://h.example:443/p with port 3006",
+  );
+});
+
+Deno.test("mode errors are one line naming file, field, expectation and value", () => {
+  assertOneLineError(
+    configError(() => parseConfig({ mode: "proxy", port: 1 }, FILE)),
+    { field: "mode", expected: /"server" or "client"/, found: '"proxy"' },
+  );
+  assertOneLineError(
+    configError(() => parseConfig({ port: 3006 }, FILE)),
+    { field: "mode", expected: /"server" or "client"/, found: "nothing" },
+  );
+});
+
+Deno.test("port errors are one line naming file, field, expectation and value", () => {
+  assertOneLineError(
+    configError(() => parseConfig({ mode: "server", port: "3006" }, FILE)),
+    { field: "port", expected: /expected a number/, found: '"3006"' },
+  );
+  assertOneLineError(
+    configError(() => parseConfig({ mode: "server", port: 70000 }, FILE)),
+    { field: "port", expected: /at most 65535/, found: "70000" },
+  );
+  assertOneLineError(
+    configError(() => parseConfig({ mode: "server", port: -1 }, FILE)),
+    { field: "port", expected: /at least 0/, found: "-1" },
+  );
+  assertOneLineError(
+    configError(() => parseConfig({ mode: "server", port: 30.5 }, FILE)),
+    { field: "port", expected: /an integer/, found: "30.5" },
+  );
+  assertOneLineError(
+    configError(() => parseConfig({ mode: "server" }, FILE)),
+    { field: "port", expected: /expected a number/, found: "nothing" },
+  );
+  assertOneLineError(
+    configError(() =>
+      parseConfig({ mode: "client", proxy: "h", port: 99999 }, FILE)
+    ),
+    { field: "port", expected: /at most 65535/, found: "99999" },
+  );
+  // A bare host needs a port to build the URL from.
+  assertOneLineError(
+    configError(() => parseConfig({ mode: "client", proxy: "h" }, FILE)),
+    { field: "port", expected: /from 1 to 65535/, found: "nothing" },
+  );
+});
+
+Deno.test("proxy errors are one line naming file, field, expectation and value", () => {
+  assertOneLineError(
+    configError(() => parseConfig({ mode: "client", port: 3006 }, FILE)),
+    { field: "proxy", expected: /expected a string/, found: "nothing" },
+  );
+  assertOneLineError(
+    configError(() =>
+      parseConfig({ mode: "client", proxy: "", port: 3006 }, FILE)
+    ),
+    { field: "proxy", expected: /at least 1 character/, found: '""' },
+  );
+  assertOneLineError(
+    configError(() =>
+      parseConfig({ mode: "client", proxy: "http://h:80", port: 3006 }, FILE)
+    ),
+    { field: "proxy", expected: /ws:\/\/ or wss:\/\//, found: '"http://h:80"' },
+  );
+  assertOneLineError(
+    configError(() =>
+      parseConfig({ mode: "client", proxy: "ws://", port: 3006 }, FILE)
+    ),
+    { field: "proxy", expected: /ws:\/\/ or wss:\/\//, found: '"ws://"' },
+  );
+  assertOneLineError(
+    configError(() =>
+      parseConfig({ mode: "client", proxy: "host/path", port: 3006 }, FILE)
+    ),
+    { field: "proxy", expected: /host name/, found: '"host/path"' },
+  );
+});
+
+Deno.test("other field errors are one line naming file, field, expectation and value", () => {
+  const client = { mode: "client", proxy: "h", port: 3006 };
+  assertOneLineError(
+    configError(() => parseConfig({ ...client, socketMode: "rw-" }, FILE)),
+    { field: "socketMode", expected: /octal mode like "0600"/, found: '"rw-"' },
+  );
+  assertOneLineError(
+    configError(() => parseConfig({ ...client, socketMode: 600 }, FILE)),
+    { field: "socketMode", expected: /expected a string/, found: "600" },
+  );
+  assertOneLineError(
+    configError(() =>
+      parseConfig(
+        { ...client, reconnectMinMs: 5000, reconnectMaxMs: 1000 },
+        FILE,
+      )
+    ),
+    {
+      field: "reconnectMinMs",
+      expected: /at most reconnectMaxMs \(1000\)/,
+      found: "5000",
+    },
+  );
+  assertOneLineError(
+    configError(() => parseConfig({ ...client, logLevel: "loud" }, FILE)),
+    { field: "logLevel", expected: /"debug", "info"/, found: '"loud"' },
+  );
+  // A long value is shortened so the line stays readable.
+  const message = configError(() =>
+    parseConfig({ ...client, socketMode: "x".repeat(500) }, FILE)
+  );
+  assertOneLineError(message, {
+    field: "socketMode",
+    expected: /octal/,
+    found: `"${"x".repeat(56)}...`,
+  });
+  assert(message.length < 200, `too long: ${message}`);
+});
+
+Deno.test("a config that is not an object is one error line naming the file", () => {
+  for (
+    const [input, found] of [
+      ["server", '"server"'],
+      [null, "null"],
+      [[{ mode: "server" }], '[{"mode":"server"}]'],
+      [3006, "3006"],
+    ] as const
+  ) {
+    const message = configError(() => parseConfig(input, FILE));
+    assert(!/[\r\n]/.test(message), `not one line: ${message}`);
+    assertEquals(message, `${FILE}: expected a JSON object, found ${found}`);
+  }
+});
+
+Deno.test("unknown keys are warnings, not errors", () => {
+  const { config, warnings } = parseConfig(
+    { mode: "server", port: 3006, proxyy: "x", Port: 1 },
+    FILE,
+  );
+  assertEquals(config.port, 3006);
+  assertEquals(warnings, [
+    `${FILE}: unknown field "proxyy" is ignored`,
+    `${FILE}: unknown field "Port" is ignored`,
+  ]);
+  // A key of the other mode is known, so it is no warning.
+  const client = parseConfig(
+    { mode: "client", proxy: "h", port: 1, host: "x", comment: "hi" },
+    FILE,
+  );
+  assertEquals(client.warnings, [
+    `${FILE}: unknown field "comment" is ignored`,
+  ]);
+});
+
+async function withPrefix(fn: (prefix: string) => Promise<void>) {
+  const prefix = await Deno.makeTempDir({ prefix: "wsd-config-test-" });
+  try {
+    await fn(prefix);
+  } finally {
+    await Deno.remove(prefix, { recursive: true });
+  }
+}
+
+Deno.test("loadConfig reads and validates <prefix>/config.json", async () => {
+  await withPrefix(async (prefix) => {
+    await Deno.writeTextFile(
+      join(prefix, "config.json"),
+      JSON.stringify({ mode: "client", proxy: "127.0.0.1", port: 3006, x: 1 }),
+    );
+    const { config, warnings } = await loadConfig(prefix);
+    assert(config.mode === "client");
+    assertEquals(config.url, "ws://127.0.0.1:3006");
+    assertEquals(warnings, [
+      `${join(prefix, "config.json")}: unknown field "x" is ignored`,
+    ]);
+  });
+});
+
+Deno.test("loadConfig with no config.json is a one-line ConfigError", async () => {
+  await withPrefix(async (prefix) => {
+    const file = join(prefix, "config.json");
+    const error = await assertRejects(() => loadConfig(prefix));
+    assert(error instanceof ConfigError, `got ${error}`);
+    assert(!/[\r\n]/.test(error.message), `not one line: ${error.message}`);
+    assert(error.message.startsWith(`${file}: cannot read: `), error.message);
+    assertMatch(error.message, /file not found/);
+    assertMatch(error.message, /WSDAEMON_PREFIX/);
+  });
+});
+
+Deno.test("loadConfig with config.json a folder is a one-line ConfigError", async () => {
+  await withPrefix(async (prefix) => {
+    const file = join(prefix, "config.json");
+    await Deno.mkdir(file);
+    const error = await assertRejects(() => loadConfig(prefix));
+    assert(error instanceof ConfigError, `got ${error}`);
+    assert(!/[\r\n]/.test(error.message), `not one line: ${error.message}`);
+    assert(error.message.startsWith(`${file}: cannot read: `), error.message);
+  });
+});
+
+Deno.test("loadConfig with invalid JSON is a one-line ConfigError", async () => {
+  await withPrefix(async (prefix) => {
+    const file = join(prefix, "config.json");
+    for (
+      const text of [
+        '{"mode": "server", "port": 3006',
+        '{\n  "mode": "server",\n  "port": 3006,\n}\n',
+        "",
+        // An unquoted value: V8 quotes the text around it in its message,
+        // newlines included.
+        '{"mode": "client",\n"port": 3006,\n"proxy": localhost\n}\n',
+        "nope\n",
+      ]
+    ) {
+      await Deno.writeTextFile(file, text);
+      const error = await assertRejects(() => loadConfig(prefix));
+      assert(error instanceof ConfigError, `got ${error}`);
+      assert(
+        !/[\r\n]/.test(error.message),
+        `not one line for ${JSON.stringify(text)}: ${
+          JSON.stringify(error.message)
+        }`,
+      );
+      assert(
+        error.message.startsWith(`${file}: expected valid JSON, found `),
+        error.message,
+      );
+    }
+  });
+});
