@@ -10,7 +10,7 @@ import { LocalServer } from "./local/server.ts";
 import { RemoteClient } from "./remote/client.ts";
 import { RemoteServer } from "./remote/server.ts";
 import { Router, type RouterOptions } from "./router.ts";
-import { ScriptRunner } from "./scripts.ts";
+import { findSetsid, ScriptRunner } from "./scripts.ts";
 import { VERSION } from "./version.ts";
 import type { Logger } from "./log.ts";
 
@@ -34,7 +34,13 @@ export class Daemon {
   constructor(options: DaemonOptions) {
     this.#options = options;
     const { prefix, config, log } = options;
-    this.#runner = new ScriptRunner({ prefix, log });
+    const setsid = findSetsid();
+    if (setsid === undefined) {
+      log.info(
+        "no setsid(1) found: scripts start with Deno's detached spawn, which is slower",
+      );
+    }
+    this.#runner = new ScriptRunner({ prefix, log, setsid });
     this.#local = new LocalServer({
       prefix,
       tcp: config.localTcp ? parseHostPort(config.localTcp) : undefined,

@@ -1,0 +1,397 @@
+/**
+ * `make bench`: what a round trip through a daemon pair costs against the
+ * floor, Deno starting the same no-op script itself.
+ *
+ * Measures, in one run and interleaved so both see the same machine load:
+ * sequential latency (p50/p90/p99) and throughput at 1, 8 and 64 in flight,
+ * for requests from the server's socket (the client runs the script) and for
+ * direct `Deno.Command(...).output()` spawns with the options the daemon
+ * uses. Then, to show where the difference goes: the round trip without a
+ * spawn (an unknown script, -1), CPU time per request in each process, and
+ * the daemon's way of running a script (`spawn()` through setsid(1), both
+ * pipes read as text streams) reproduced in this process, part by part. Prints a table
+ * and whether the issue's targets are met; exits 0 either way, since it is a
+ * benchmark, not a test.
+ *
+ * `--log-level LEVEL` (default warn) sets the daemons' level, to see what
+ * logging costs; `--requests N` sets the requests per throughput level
+ * (default 1000; latency takes N/2 samples).
+ *
+ * @module
+ */
+
+import { parseArgs } from "node:util";
+import { peakRssKiB, startScriptPair } from "./_pair.ts";
+import { LocalClient } from "../test/helpers/local_client.ts";
+import { findSetsid } from "../src/scripts.ts";
+
+const NOOP = "#!/bin/sh\nexit 0\n";
+const CONCURRENCY = [1, 8, 64] as const;
+const WARMUP = 20;
+const ANSWER_TIMEOUT_MS = 15_000;
+/** Linux's USER_HZ: /proc/<pid>/stat counts CPU time in 1/100 s. */
+const TICK_MS = 10;
+
+const { values } = parseArgs({
+  args: Deno.args,
+  options: {
+    "log-level": { type: "string", default: "warn" },
+    requests: { type: "string", default: "1000" },
+  },
+});
+const logLevel = values["log-level"] as "debug" | "info" | "warn" | "error";
+const THROUGHPUT_N = Number(values.requests);
+const LATENCY_N = Math.max(1, Math.round(THROUGHPUT_N / 2));
+
+interface Latency {
+  p50: number;
+  p90: number;
+  p99: number;
+}
+
+function percentiles(samples: number[]): Latency {
+  const sorted = [...samples].sort((a, b) => a - b);
+  const at = (q: number) =>
+    sorted[Math.min(sorted.length - 1, Math.ceil(q * sorted.length) - 1)];
+  return { p50: at(0.5), p90: at(0.9), p99: at(0.99) };
+}
+
+/** CPU time (user + system) a process has used so far, in ms. */
+function cpuMs(pid: number): number {
+  try {
+    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+    // Fields after the ")" that ends the command name; utime and stime are
+    // the 14th and 15th of the whole line.
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return (Number(fields[11]) + Number(fields[12])) * TICK_MS;
+  } catch {
+    return NaN;
+  }
+}
+
+let requestNumber = 0;
+
+/** One request through the pair: writes it, waits for its status. */
+async function viaDaemon(
+  local: LocalClient,
+  name: string,
+  expected: number,
+): Promise<void> {
+  const id = `b${requestNumber++}`;
+  const answer = await local.request({ name, id }, ANSWER_TIMEOUT_MS);
+  if (answer.status !== expected || answer.id !== id) {
+    throw new Error(
+      `request ${id} answered ${JSON.stringify(answer)}, expected ${expected}`,
+    );
+  }
+}
+
+/**
+ * The floor: Deno starts the script and collects its output, with the
+ * options ScriptRunner.run uses. Deno 2.9.6's `output()` ignores `detached`
+ * (the child stays in this process group), so this is the vfork path; a
+ * detached `spawn()` calls setsid in the child, which makes it a full fork.
+ */
+async function spawnDirect(prefix: string, path: string): Promise<void> {
+  const { code } = await new Deno.Command(path, {
+    args: ["null"],
+    env: {
+      WSDAEMON_PREFIX: prefix,
+      WSDAEMON_ID: "bench",
+      WSDAEMON_PEER: "bench",
+    },
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+    detached: true,
+  }).output();
+  if (code !== 0) throw new Error(`${path} exited ${code}`);
+}
+
+async function readLines(stream: ReadableStream<Uint8Array>): Promise<void> {
+  let carry = "";
+  for await (const text of stream.pipeThrough(new TextDecoderStream())) {
+    carry = (carry + text).split("\n").pop() ?? "";
+  }
+}
+
+interface SpawnVariant {
+  label: string;
+  /** Pipe stdout/stderr and read them as text lines, as the daemon does. */
+  pipes: boolean;
+  detached: boolean;
+  /** Start the script through setsid(1), as the daemon does where it exists. */
+  setsid?: boolean;
+}
+
+const SETSID = findSetsid();
+
+/** The daemon's way (ScriptRunner.run). */
+const AS_DAEMON: SpawnVariant = SETSID
+  ? {
+    label: "spawn(), pipes read, via setsid",
+    pipes: true,
+    detached: false,
+    setsid: true,
+  }
+  : { label: "spawn(), pipes read, detached", pipes: true, detached: true };
+
+/** What each part of the daemon's way costs, compared in this process. */
+const VARIANTS: SpawnVariant[] = [
+  { label: "spawn(), stdio null", pipes: false, detached: false },
+  { label: "spawn(), stdio null, detached", pipes: false, detached: true },
+  { label: "spawn(), pipes read", pipes: true, detached: false },
+  { label: "spawn(), pipes read, detached", pipes: true, detached: true },
+  ...(SETSID ? [AS_DAEMON] : []),
+];
+
+/**
+ * `spawn()` as ScriptRunner.run does it when `variant` is AS_DAEMON: stat,
+ * spawn, read both pipes as text lines without waiting for them, await the
+ * exit status.
+ */
+async function spawnVariant(
+  variant: SpawnVariant,
+  prefix: string,
+  path: string,
+): Promise<void> {
+  await Deno.stat(path);
+  const stdio = variant.pipes ? "piped" : "null";
+  const viaSetsid = variant.setsid && SETSID !== undefined;
+  const child = new Deno.Command(viaSetsid ? SETSID : path, {
+    args: viaSetsid ? ["--", path, "null"] : ["null"],
+    env: {
+      WSDAEMON_PREFIX: prefix,
+      WSDAEMON_ID: "bench",
+      WSDAEMON_PEER: "bench",
+    },
+    stdin: "null",
+    stdout: stdio,
+    stderr: stdio,
+    detached: variant.detached,
+  }).spawn();
+  if (variant.pipes) {
+    readLines(child.stdout);
+    readLines(child.stderr);
+  }
+  const { code } = await child.status;
+  if (code !== 0) throw new Error(`${path} exited ${code}`);
+}
+
+async function sequential(
+  run: () => Promise<void>,
+  n: number,
+): Promise<Latency> {
+  for (let i = 0; i < WARMUP; i++) await run();
+  const samples: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const start = performance.now();
+    await run();
+    samples.push(performance.now() - start);
+  }
+  return percentiles(samples);
+}
+
+/**
+ * Requests per second with `window` requests in flight on one connection:
+ * each status that comes back lets the next request go.
+ */
+async function daemonThroughput(
+  local: LocalClient,
+  window: number,
+  n: number,
+): Promise<number> {
+  let sent = 0;
+  const send = async () => {
+    await local.send({ name: "noop", id: `t${window}-${sent++}` });
+  };
+  const start = performance.now();
+  for (let i = 0; i < Math.min(window, n); i++) await send();
+  for (let done = 0; done < n; done++) {
+    const answer = await local.next(ANSWER_TIMEOUT_MS);
+    if (answer.status !== 0) {
+      throw new Error(`throughput request answered ${JSON.stringify(answer)}`);
+    }
+    if (sent < n) await send();
+  }
+  return n / ((performance.now() - start) / 1000);
+}
+
+/** Spawns per second with `concurrency` spawns running at a time. */
+async function spawnThroughput(
+  spawn: () => Promise<void>,
+  concurrency: number,
+  n: number,
+): Promise<number> {
+  let started = 0;
+  const worker = async () => {
+    while (started < n) {
+      started++;
+      await spawn();
+    }
+  };
+  const start = performance.now();
+  await Promise.all(Array.from({ length: concurrency }, worker));
+  return n / ((performance.now() - start) / 1000);
+}
+
+/** Runs `work` and returns its result with the CPU ms each pid spent on it. */
+async function withCpu<T>(
+  pids: number[],
+  work: () => Promise<T>,
+): Promise<{ result: T; cpu: number[] }> {
+  const before = pids.map(cpuMs);
+  const result = await work();
+  return { result, cpu: pids.map((pid, i) => cpuMs(pid) - before[i]) };
+}
+
+const ms = (x: number) => `${x.toFixed(2)} ms`;
+const rate = (x: number) => `${x.toFixed(0)}/s`;
+const pct = (x: number) => `${(x * 100).toFixed(0)}%`;
+const mib = (kib: number | undefined) =>
+  kib === undefined ? "n/a" : `${(kib / 1024).toFixed(1)} MiB`;
+const latencyLine = (label: string, l: Latency) =>
+  `  ${label.padEnd(30)} p50 ${ms(l.p50)}  p90 ${ms(l.p90)}  p99 ${ms(l.p99)}`;
+
+console.log(
+  `ws-daemon bench: no-op script, daemons at log level ${logLevel}, ` +
+    `${navigator.hardwareConcurrency} CPU(s), Deno ${Deno.version.deno}`,
+);
+console.log(
+  "Other programs running on this machine skew these numbers; compare " +
+    "within one run.\n",
+);
+const began = performance.now();
+await using pair = await startScriptPair({
+  scripts: { noop: NOOP },
+  logLevel,
+  probeScript: "noop",
+});
+const noopPath = pair.clientPrefix.file("scripts", "noop");
+const floor = () => spawnDirect(pair.clientPrefix.path, noopPath);
+await using local = await LocalClient.connect(pair.server.socket);
+const pids = [pair.server.child.pid, pair.client.child.pid, Deno.pid];
+
+console.log(
+  `latency: ${LATENCY_N} sequential requests (after ${WARMUP} warm-up)`,
+);
+const daemonLatency = await sequential(
+  () => viaDaemon(local, "noop", 0),
+  LATENCY_N,
+);
+console.log(latencyLine("daemon round trip", daemonLatency));
+const floorLatency = await sequential(floor, LATENCY_N);
+console.log(latencyLine("floor (Command.output)", floorLatency));
+
+console.log(`\nthroughput: ${THROUGHPUT_N} requests per level`);
+const daemonRate = new Map<number, number>();
+const floorRate = new Map<number, number>();
+let daemonCpu64: number[] = [];
+let floorCpu64 = NaN;
+for (const c of CONCURRENCY) {
+  const daemon = await withCpu(
+    pids,
+    () => daemonThroughput(local, c, THROUGHPUT_N),
+  );
+  const direct = await withCpu(
+    [Deno.pid],
+    () => spawnThroughput(floor, c, THROUGHPUT_N),
+  );
+  daemonRate.set(c, daemon.result);
+  floorRate.set(c, direct.result);
+  if (c === 64) {
+    daemonCpu64 = daemon.cpu.map((t) => t / THROUGHPUT_N);
+    floorCpu64 = direct.cpu[0] / THROUGHPUT_N;
+  }
+  console.log(
+    `  ${String(c).padStart(2)} in flight  daemon ${
+      rate(daemon.result)
+    }  floor ${rate(direct.result)}`,
+  );
+}
+
+console.log("\nwhere the time goes:");
+const noSpawnLatency = await sequential(
+  () => viaDaemon(local, "no-such-script", -1),
+  LATENCY_N,
+);
+console.log(latencyLine("round trip, no spawn (-1)", noSpawnLatency));
+const asDaemon = () =>
+  spawnVariant(AS_DAEMON, pair.clientPrefix.path, noopPath);
+const asDaemonLatency = await sequential(asDaemon, LATENCY_N);
+console.log(latencyLine("spawn as the daemon does", asDaemonLatency));
+console.log(
+  `  CPU per request at 64 in flight: server ${ms(daemonCpu64[0])}, ` +
+    `client ${ms(daemonCpu64[1])}, bench ${ms(daemonCpu64[2])}`,
+);
+const variantN = Math.max(1, Math.round(THROUGHPUT_N / 2));
+console.log(
+  `  spawns in this process, 64 at a time (${variantN} each; CPU per spawn):`,
+);
+const variantLine = (label: string, perSecond: number, cpu: number) =>
+  `    ${label.padEnd(38)} ${rate(perSecond).padStart(7)}  ${ms(cpu)}`;
+console.log(
+  variantLine("Command.output() (the floor)", floorRate.get(64)!, floorCpu64),
+);
+for (const variant of VARIANTS) {
+  const { result, cpu } = await withCpu(
+    [Deno.pid],
+    () =>
+      spawnThroughput(
+        () => spawnVariant(variant, pair.clientPrefix.path, noopPath),
+        64,
+        variantN,
+      ),
+  );
+  console.log(variantLine(variant.label, result, cpu[0] / variantN));
+}
+
+const rss = {
+  server: peakRssKiB(pair.server.child.pid),
+  client: peakRssKiB(pair.client.child.pid),
+};
+const stopped = await pair.stop();
+const seconds = ((performance.now() - began) / 1000).toFixed(1);
+
+const p50Limit = floorLatency.p50 + 1;
+const p50Met = daemonLatency.p50 <= p50Limit;
+const share64 = daemonRate.get(64)! / floorRate.get(64)!;
+const share64Met = share64 >= 0.8;
+const verdict = (met: boolean) => met ? "**met**" : "**missed**";
+const plus = (a: number, b: number) => `${a >= b ? "+" : ""}${ms(a - b)}`;
+
+console.log(`
+| measure | daemon | floor (Deno.Command) | daemon vs floor | target |
+|---|---:|---:|---:|---|
+| latency p50 | ${ms(daemonLatency.p50)} | ${ms(floorLatency.p50)} | ${
+  plus(daemonLatency.p50, floorLatency.p50)
+} | ≤ floor + 1 ms (${ms(p50Limit)}): ${verdict(p50Met)} |
+| latency p90 | ${ms(daemonLatency.p90)} | ${ms(floorLatency.p90)} | ${
+  plus(daemonLatency.p90, floorLatency.p90)
+} | |
+| latency p99 | ${ms(daemonLatency.p99)} | ${ms(floorLatency.p99)} | ${
+  plus(daemonLatency.p99, floorLatency.p99)
+} | |
+${
+  CONCURRENCY.map((c) =>
+    `| ${c} in flight | ${rate(daemonRate.get(c)!)} | ${
+      rate(floorRate.get(c)!)
+    } | ${pct(daemonRate.get(c)! / floorRate.get(c)!)} | ${
+      c === 64 ? `≥ 80% of floor: ${verdict(share64Met)}` : ""
+    } |`
+  ).join("\n")
+}
+`);
+console.log(
+  `peak RSS (VmHWM): server ${mib(rss.server)}, client ${mib(rss.client)}`,
+);
+console.log(
+  `daemons stopped: client exit ${stopped.client.code}, ` +
+    `server exit ${stopped.server.code}; whole run ${seconds} s`,
+);
+console.log(
+  `\ntargets: p50 within floor + 1 ms: ${p50Met ? "MET" : "MISSED"} ` +
+    `(${ms(daemonLatency.p50)} vs ${ms(p50Limit)}); ` +
+    `64 in flight ≥ 80% of floor: ${share64Met ? "MET" : "MISSED"} ` +
+    `(${pct(share64)})`,
+);
