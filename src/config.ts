@@ -49,8 +49,11 @@ const common = {
 const serverSchema = z.object({
   mode: z.literal("server"),
   port,
-  /** Interface to listen on; every interface by default, as the original. */
-  host: z.string().min(1).default("0.0.0.0"),
+  /**
+   * Interface to listen on. Unset: every interface, IPv6 and IPv4 (`::`, or
+   * `0.0.0.0` where IPv6 is off), as the original.
+   */
+  host: z.string().min(1).optional(),
   ...common,
 });
 

@@ -97,14 +97,12 @@ export class Daemon {
   /** Opens the local listener and the WebSocket side; logs one "ready" line. */
   async start(): Promise<void> {
     const { config, log } = this.#options;
+    // The WebSocket port first: if it is taken, no socket file is left behind.
+    const remote = this.#server
+      ? `listening on ${await this.#server.listen(this.#router)}`
+      : `server ${config.mode === "client" ? config.url : ""}`;
     const local = await this.#local.listen();
-    let remote: string;
-    if (this.#server) {
-      remote = `listening on ${this.#server.listen(this.#router)}`;
-    } else {
-      this.#client!.start(this.#router);
-      remote = `server ${config.mode === "client" ? config.url : ""}`;
-    }
+    this.#client?.start(this.#router);
     this.#local.serve(this.#router);
     log.info(
       `ready: ws-daemon ${VERSION}, ${config.mode} mode, ${remote}, local socket ${local}`,
@@ -129,7 +127,7 @@ export class Daemon {
     }
     await this.#client?.close();
     await this.#server?.close();
-    await this.#local.closeAll();
+    await this.#local.closeAll(Math.max(1000, deadline - Date.now()));
     log.info("stopped");
   }
 

@@ -237,7 +237,11 @@ export function parseHello(data: unknown): Hello | undefined {
   const fields = data as Record<string, unknown>;
   return {
     version: typeof fields.version === "string" ? fields.version : "unknown",
-    name: typeof fields.name === "string" ? fields.name : "",
+    // The name goes into logs and WSDAEMON_PEER: printable and short.
+    name: typeof fields.name === "string"
+      // deno-lint-ignore no-control-regex
+      ? fields.name.replace(/[\x00-\x1f\x7f]/g, "").slice(0, 128)
+      : "",
     features: Array.isArray(fields.features)
       ? fields.features.filter((f): f is string => typeof f === "string")
       : [],

@@ -146,8 +146,9 @@ export class Router implements LocalHandler, PeerHandler {
       ? JSON.stringify({ ...message.fields, ref: entry.ref })
       : text;
     connection.owe();
-    if (!link.send(frame)) {
-      link.pending.remove(entry);
+    // A refused send may have closed the link, which answers every pending
+    // request itself; answer here only if this one was not among them.
+    if (!link.send(frame) && link.pending.remove(entry)) {
       connection.settle(withId(
         {
           status: Status.NO_PEER,
@@ -212,7 +213,9 @@ export class Router implements LocalHandler, PeerHandler {
         `from ${link.name}: "+cmd" frame dropped: it is for local sockets only`,
       );
     } else {
-      this.#runScript(link, message);
+      this.#runScript(link, message).catch((error) => {
+        log.error(`script ${message.name}: ${(error as Error).message}`);
+      });
     }
   }
 

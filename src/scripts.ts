@@ -10,6 +10,7 @@
  * @module
  */
 
+import { constants } from "node:os";
 import { join } from "node:path";
 import { Status, type StatusData } from "./protocol.ts";
 import type { Logger } from "./log.ts";
@@ -19,6 +20,15 @@ export const MAX_ARG_BYTES = 131_071;
 const MAX_NAME_BYTES = 255;
 
 const encoder = new TextEncoder();
+
+/**
+ * A value as an environment variable: strings as they are, anything else as
+ * JSON; NUL bytes, which the environment cannot hold, are dropped.
+ */
+function envValue(value: unknown): string {
+  const text = typeof value === "string" ? value : JSON.stringify(value) ?? "";
+  return text.replaceAll("\0", "");
+}
 
 /** Why `name` is not a plain script file name, or `undefined` if it is. */
 export function checkScriptName(name: string): string | undefined {
@@ -67,23 +77,25 @@ export function findSetsid(): string | undefined {
   return undefined;
 }
 
-const exitCodeOfSignal: Record<string, number> = {
-  SIGHUP: 1,
-  SIGINT: 2,
-  SIGQUIT: 3,
-  SIGILL: 4,
-  SIGTRAP: 5,
-  SIGABRT: 6,
-  SIGBUS: 7,
-  SIGFPE: 8,
-  SIGKILL: 9,
-  SIGUSR1: 10,
-  SIGSEGV: 11,
-  SIGUSR2: 12,
-  SIGPIPE: 13,
-  SIGALRM: 14,
-  SIGTERM: 15,
-};
+/** How long to wait for setsid(1)'s error line after it exits 126/127. */
+const EXEC_FAILURE_WAIT_MS = 200;
+
+/** setsid(1)'s reason when it could not exec the script, if that happened. */
+async function execFailure(
+  stderr: Promise<string | undefined>,
+): Promise<string | undefined> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<undefined>((resolve) => {
+    timer = setTimeout(() => resolve(undefined), EXEC_FAILURE_WAIT_MS);
+  });
+  const first = await Promise.race([stderr, timeout]);
+  clearTimeout(timer);
+  const match = first?.match(/^setsid: failed to execute [^:]*: (.*)$/);
+  return match?.[1];
+}
+
+/** Linux signal numbers by name, for the 128+n status of a killed script. */
+const signalNumbers = constants.signals as Record<string, number>;
 
 export class ScriptRunner {
   readonly #prefix: string;
@@ -91,6 +103,8 @@ export class ScriptRunner {
   readonly #log: Logger;
   readonly #setsid: string | undefined;
   readonly #running = new Map<number, Promise<unknown>>();
+  /** Set by drain(): a run that has not spawned yet must not start. */
+  #closed = false;
 
   constructor({ prefix, log, setsid }: ScriptRunnerOptions) {
     this.#prefix = prefix;
@@ -160,6 +174,12 @@ export class ScriptRunner {
       );
     }
 
+    if (this.#closed) {
+      return status({
+        status: Status.NO_PEER,
+        error: "daemon is shutting down",
+      });
+    }
     let child: Deno.ChildProcess;
     try {
       const { command, args } = this.#launch(path, arg);
@@ -167,8 +187,8 @@ export class ScriptRunner {
         args,
         env: {
           WSDAEMON_PREFIX: this.#prefix,
-          WSDAEMON_ID: request.hasId ? String(request.id ?? "") : "",
-          WSDAEMON_PEER: request.peer,
+          WSDAEMON_ID: envValue(request.hasId ? request.id : ""),
+          WSDAEMON_PEER: envValue(request.peer),
         },
         stdin: "null",
         stdout: "piped",
@@ -190,13 +210,26 @@ export class ScriptRunner {
     // Output is logged as it comes, but the status does not wait for the
     // pipes: a background child of the script may hold them open for long.
     this.#logLines(child.stdout, `${tag} stdout`);
-    this.#logLines(child.stderr, `${tag} stderr`);
+    const stderr = this.#logLines(child.stderr, `${tag} stderr`);
     try {
       const result = await done;
+      if (
+        this.#setsid !== undefined &&
+        (result.code === 126 || result.code === 127)
+      ) {
+        // setsid(1) could not exec the script (bad interpreter, no shebang):
+        // that is "could not be run", as a failed spawn would be.
+        const failure = await execFailure(stderr);
+        if (failure !== undefined) {
+          return cannotRun(
+            `script ${request.name} could not start: ${failure}`,
+          );
+        }
+      }
       if (result.signal !== null) {
         this.#log.info(`${tag}: killed by ${result.signal}`);
         return status({
-          status: 128 + (exitCodeOfSignal[result.signal] ?? 0),
+          status: 128 + (signalNumbers[result.signal] ?? 0),
           signal: result.signal,
         });
       }
@@ -212,6 +245,7 @@ export class ScriptRunner {
    * groups of those still running and waits for them to exit.
    */
   async drain(graceMs: number): Promise<void> {
+    this.#closed = true;
     if (this.#running.size === 0) return;
     this.#log.info(
       `waiting up to ${graceMs} ms for ${this.#running.size} running script(s)`,
@@ -237,18 +271,28 @@ export class ScriptRunner {
     await Promise.allSettled([...this.#running.values()]);
   }
 
-  async #logLines(stream: ReadableStream<Uint8Array>, tag: string) {
+  /** Logs each line of `stream`; resolves with the first line at its end. */
+  async #logLines(
+    stream: ReadableStream<Uint8Array>,
+    tag: string,
+  ): Promise<string | undefined> {
+    let first: string | undefined;
     try {
       const lines = stream.pipeThrough(new TextDecoderStream());
       let carry = "";
       for await (const text of lines) {
         const parts = (carry + text).split("\n");
         carry = parts.pop() ?? "";
-        for (const line of parts) this.#log.info(`${tag}: ${line}`);
+        for (const line of parts) {
+          first ??= line;
+          this.#log.info(`${tag}: ${line}`);
+        }
       }
       if (carry !== "") this.#log.info(`${tag}: ${carry}`);
+      first ??= carry;
     } catch (error) {
       this.#log.debug(`${tag}: ${(error as Error).message}`);
     }
+    return first;
   }
 }

@@ -63,8 +63,13 @@ export class LocalConnection {
     const buffer = new Uint8Array(READ_BUFFER_BYTES);
     const dispatch = (frames: ReturnType<LineSplitter["push"]>) => {
       for (const frame of frames) {
-        if (frame.kind === "line") handler.onLine(this, frame.text);
-        else handler.onOversize(this, frame.limit);
+        // One line's failure must not end the reader for the lines after it.
+        try {
+          if (frame.kind === "line") handler.onLine(this, frame.text);
+          else handler.onOversize(this, frame.limit);
+        } catch (error) {
+          this.#options.log.error(`${this.label}: ${(error as Error).stack}`);
+        }
       }
     };
     try {
@@ -150,9 +155,20 @@ export class LocalConnection {
     }
   }
 
-  /** Flushes what is queued (bounded by the caller), then closes. */
-  async drainAndClose(): Promise<void> {
-    while (this.#flushing !== undefined) await this.#flushing;
+  /**
+   * Flushes what is queued, then closes; gives up on a client that does not
+   * read within `timeoutMs`.
+   */
+  async drainAndClose(timeoutMs: number): Promise<void> {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const giveUp = new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, timeoutMs);
+    });
+    const flushed = (async () => {
+      while (this.#flushing !== undefined) await this.#flushing;
+    })();
+    await Promise.race([flushed, giveUp]);
+    clearTimeout(timer);
     this.close();
   }
 

@@ -52,26 +52,35 @@ export class LocalServer {
       throw new Error("LocalServer.serve() called before listen()");
     }
     this.#accepting = (async () => {
-      try {
-        for await (const conn of listener) {
-          const connection = new LocalConnection(
-            conn,
-            `local#${this.#nextId++}`,
-            this.#options,
-          );
-          this.#connections.add(connection);
-          this.#options.log.debug(`${connection.label}: connected`);
-          connection.serve(handler).finally(() => {
-            this.#connections.delete(connection);
-            this.#options.log.debug(`${connection.label}: closed`);
-          });
-        }
-      } catch (error) {
-        if (!(error instanceof Deno.errors.BadResource)) {
+      let backoffMs = 0;
+      while (true) {
+        let conn: Deno.Conn;
+        try {
+          conn = await listener.accept();
+          backoffMs = 0;
+        } catch (error) {
+          if (error instanceof Deno.errors.BadResource) return;
+          // EMFILE and the like pass: keep accepting after a pause.
+          backoffMs = Math.min(1000, backoffMs * 2 || 50);
           this.#options.log.error(
-            `local listener failed: ${(error as Error).message}`,
+            `local listener: ${
+              (error as Error).message
+            }; retrying in ${backoffMs} ms`,
           );
+          await new Promise((resolve) => setTimeout(resolve, backoffMs));
+          continue;
         }
+        const connection = new LocalConnection(
+          conn,
+          `local#${this.#nextId++}`,
+          this.#options,
+        );
+        this.#connections.add(connection);
+        this.#options.log.debug(`${connection.label}: connected`);
+        connection.serve(handler).finally(() => {
+          this.#connections.delete(connection);
+          this.#options.log.debug(`${connection.label}: closed`);
+        });
       }
     })();
   }
@@ -86,10 +95,13 @@ export class LocalServer {
     await this.#accepting;
   }
 
-  /** Writes what each client is owed so far, then closes every client. */
-  async closeAll(): Promise<void> {
+  /**
+   * Writes what each client is owed so far, then closes every client; one
+   * that does not read within `timeoutMs` is closed regardless.
+   */
+  async closeAll(timeoutMs: number): Promise<void> {
     const open = [...this.#connections];
-    await Promise.all(open.map((c) => c.drainAndClose()));
+    await Promise.all(open.map((c) => c.drainAndClose(timeoutMs)));
     await Promise.all(open.map((c) => c.finished));
   }
 }

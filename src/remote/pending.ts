@@ -59,14 +59,15 @@ export class PendingTable<Owner> {
     return entry;
   }
 
-  remove(entry: PendingRequest<Owner>): void {
-    if (!this.#byRef.delete(entry.ref)) return;
+  /** Removes `entry`; false if it was no longer there (answered already). */
+  remove(entry: PendingRequest<Owner>): boolean {
+    if (!this.#byRef.delete(entry.ref)) return false;
     const key = idKey(entry.hasId, entry.id);
     const queue = this.#byId.get(key);
-    if (!queue) return;
-    const index = queue.indexOf(entry);
-    if (index !== -1) queue.splice(index, 1);
-    if (queue.length === 0) this.#byId.delete(key);
+    const index = queue?.indexOf(entry) ?? -1;
+    if (index !== -1) queue!.splice(index, 1);
+    if (queue?.length === 0) this.#byId.delete(key);
+    return true;
   }
 
   /** Removes and returns every entry, e.g. when the peer has gone. */

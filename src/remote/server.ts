@@ -12,7 +12,8 @@ import { PeerSet } from "./peers.ts";
 import type { Logger } from "../log.ts";
 
 export interface RemoteServerOptions {
-  hostname: string;
+  /** Unset: every interface (`::`, else `0.0.0.0`). */
+  hostname?: string;
   port: number;
   heartbeatMs: number;
   maxMessageBytes: number;
@@ -33,9 +34,44 @@ export class RemoteServer {
 
   /** Starts listening; returns the URL clients connect to. */
   listen(handler: PeerHandler): string {
-    const { hostname, port, heartbeatMs, log } = this.#options;
+    const { port, heartbeatMs } = this.#options;
+    // Deno pings a client idle this long and drops it if no pong follows.
     const idleTimeout = Math.max(1, Math.ceil((heartbeatMs * 2) / 1000));
-    const server = Deno.serve({
+    const candidates = this.#options.hostname === undefined
+      ? ["::", "0.0.0.0"]
+      : [this.#options.hostname];
+    let server: Deno.HttpServer<Deno.NetAddr> | undefined;
+    let hostname = candidates[0];
+    for (const [index, candidate] of candidates.entries()) {
+      hostname = candidate;
+      try {
+        server = this.#serve(candidate, port, idleTimeout, handler);
+        break;
+      } catch (error) {
+        // No IPv6 on this host: fall back to every IPv4 interface.
+        const last = index === candidates.length - 1;
+        if (last || error instanceof Deno.errors.AddrInUse) {
+          throw new Error(
+            `cannot listen on ${candidate}:${port}: ${
+              (error as Error).message
+            }`,
+          );
+        }
+      }
+    }
+    this.#server = server;
+    const shown = hostname.includes(":") ? `[${hostname}]` : hostname;
+    return `ws://${shown}:${server!.addr.port}`;
+  }
+
+  #serve(
+    hostname: string,
+    port: number,
+    idleTimeout: number,
+    handler: PeerHandler,
+  ): Deno.HttpServer<Deno.NetAddr> {
+    const { log } = this.#options;
+    return Deno.serve({
       hostname,
       port,
       onListen: () => {},
@@ -74,9 +110,6 @@ export class RemoteServer {
       });
       return response;
     });
-    this.#server = server;
-    const shown = hostname.includes(":") ? `[${hostname}]` : hostname;
-    return `ws://${shown}:${server.addr.port}`;
   }
 
   /** Refuses new clients, closes every connection with 1001, stops. */

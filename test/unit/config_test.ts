@@ -73,7 +73,7 @@ Deno.test("a minimal server config gets every default", () => {
   assertEquals(warnings, []);
   assert(config.mode === "server");
   assertEquals(config.port, 3006);
-  assertEquals(config.host, "0.0.0.0");
+  assertEquals(config.host, undefined, "unset: every interface, IPv6 and IPv4");
   assertEquals(config.socketMode, "0600");
   assertEquals(config.maxMessageBytes, 1024 * 1024);
   assertEquals(config.maxBufferedBytes, 16 * 1024 * 1024);
