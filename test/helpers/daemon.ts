@@ -250,6 +250,10 @@ export interface Pair {
 export interface PairOptions {
   server?: Record<string, unknown>;
   client?: Record<string, unknown>;
+  /** Command-line arguments for both daemons, e.g. a log level. */
+  args?: string[];
+  /** Fixture scripts for both prefixes (default: all). */
+  scripts?: string[];
 }
 
 /** Starts a server, then a client, and waits until they have said hello. */
@@ -260,8 +264,10 @@ export async function startPair(options: PairOptions = {}): Promise<Pair> {
     host: "127.0.0.1",
     name: "server",
     ...options.server,
+  }, { scripts: options.scripts });
+  const server = await DaemonProcess.start(serverPrefix, {
+    args: options.args,
   });
-  const server = await DaemonProcess.start(serverPrefix);
   const clientPrefix = await Prefix.create({
     mode: "client",
     proxy: "127.0.0.1",
@@ -270,8 +276,10 @@ export async function startPair(options: PairOptions = {}): Promise<Pair> {
     reconnectMinMs: 50,
     reconnectMaxMs: 500,
     ...options.client,
+  }, { scripts: options.scripts });
+  const client = await DaemonProcess.start(clientPrefix, {
+    args: options.args,
   });
-  const client = await DaemonProcess.start(clientPrefix);
   await Promise.all([
     server.waitForLog(/peer client .* says hello/),
     client.waitForLog(/peer server .* says hello/),

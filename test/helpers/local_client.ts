@@ -4,6 +4,7 @@
  * @module
  */
 
+import { assertEquals } from "./assert.ts";
 import { deadline } from "./wait.ts";
 
 const encoder = new TextEncoder();
@@ -130,4 +131,17 @@ export class LocalClient {
   async [Symbol.asyncDispose](): Promise<void> {
     await this.close();
   }
+}
+
+/**
+ * Checks that nothing more is owed on `local`: no answer is waiting, and a
+ * fresh noop request's answer is the very next line.
+ */
+export async function assertNoStrayAnswers(
+  local: LocalClient,
+  marker: string,
+): Promise<void> {
+  assertEquals(local.buffered, 0, `answers left over before ${marker}`);
+  const answer = await local.request({ name: "noop", id: marker });
+  assertEquals([answer.status, answer.id], [0, marker], "the next answer");
 }

@@ -4,7 +4,11 @@ import {
   type Prefix,
   startPair,
 } from "../helpers/daemon.ts";
-import { type Answer, LocalClient } from "../helpers/local_client.ts";
+import {
+  type Answer,
+  assertNoStrayAnswers,
+  LocalClient,
+} from "../helpers/local_client.ts";
 
 /**
  * A script that exits with params (a number) once `<prefix>/gate` exists. It
@@ -25,16 +29,6 @@ exit "$1"
 /** Sorts answers by id, for comparing sets of answers. */
 function byId(answers: Answer[]): Answer[] {
   return [...answers].sort((a, b) => String(a.id).localeCompare(String(b.id)));
-}
-
-/** Checks that nothing more is waiting on `local`: a fresh request's answer is the next one. */
-async function assertNoStrayAnswers(
-  local: LocalClient,
-  marker: string,
-): Promise<void> {
-  assertEquals(local.buffered, 0, `answers left over before ${marker}`);
-  const answer = await local.request({ name: "noop", id: marker });
-  assertEquals([answer.status, answer.id], [0, marker], "the next answer");
 }
 
 Deno.test("requests in flight each get one answer, on their own connection", async (t) => {

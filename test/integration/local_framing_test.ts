@@ -1,21 +1,11 @@
 import { assertEquals } from "../helpers/assert.ts";
 import { startPair } from "../helpers/daemon.ts";
-import { LocalClient } from "../helpers/local_client.ts";
+import { assertNoStrayAnswers, LocalClient } from "../helpers/local_client.ts";
 
 const encoder = new TextEncoder();
 
 function line(message: object): string {
   return JSON.stringify(message) + "\n";
-}
-
-/** The next answer is the one to a fresh request: nothing else was owed. */
-async function assertNothingElse(
-  local: LocalClient,
-  marker: string,
-): Promise<void> {
-  assertEquals(local.buffered, 0, `answers left over before ${marker}`);
-  const answer = await local.request({ name: "noop", id: marker });
-  assertEquals([answer.status, answer.id], [0, marker], "the next answer");
 }
 
 Deno.test("the local socket frames one JSON message per line", async (t) => {
@@ -36,7 +26,7 @@ Deno.test("the local socket frames one JSON message per line", async (t) => {
           .sort((a, b) => String(a.id).localeCompare(String(b.id))),
         [{ status: 1, id: "p1" }, { status: 2, id: "p2" }],
       );
-      await assertNothingElse(local, "after-packed");
+      await assertNoStrayAnswers(local, "after-packed");
     },
   );
 
@@ -62,7 +52,7 @@ Deno.test("the local socket frames one JSON message per line", async (t) => {
       }
       const answer = await local.next();
       assertEquals([answer.status, answer.id], [4, "split-☃"]);
-      await assertNothingElse(local, "after-split");
+      await assertNoStrayAnswers(local, "after-split");
     },
   );
 
@@ -74,7 +64,7 @@ Deno.test("the local socket frames one JSON message per line", async (t) => {
     );
     const answer = await local.next();
     assertEquals([answer.status, answer.id], [3, "b"]);
-    await assertNothingElse(local, "after-blank");
+    await assertNoStrayAnswers(local, "after-blank");
   });
 
   await t.step(

@@ -1,5 +1,5 @@
 import { assert, assertEquals, assertMatch } from "../helpers/assert.ts";
-import { DaemonProcess, Prefix } from "../helpers/daemon.ts";
+import { startPair } from "../helpers/daemon.ts";
 import { LocalClient } from "../helpers/local_client.ts";
 import { until } from "../helpers/wait.ts";
 
@@ -35,39 +35,12 @@ async function liveInGroup(pgid: number): Promise<number[]> {
  * both able to run sleep-exit; `client` adds to the client's config. Returns
  * after both have heard the other's hello.
  */
-async function startDebugPair(client: Record<string, unknown> = {}) {
-  const scripts = { scripts: ["sleep-exit"] };
-  const args = ["--log-level", "debug"];
-  const serverPrefix = await Prefix.create({
-    mode: "server",
-    port: 0,
-    host: "127.0.0.1",
-    name: "server",
-  }, scripts);
-  const server = await DaemonProcess.start(serverPrefix, { args });
-  const clientPrefix = await Prefix.create({
-    mode: "client",
-    proxy: "127.0.0.1",
-    port: server.port,
-    name: "client",
-    reconnectMinMs: 50,
-    reconnectMaxMs: 500,
-    ...client,
-  }, scripts);
-  const daemon = await DaemonProcess.start(clientPrefix, { args });
-  await Promise.all([
-    server.waitForLog(/peer client .* says hello/),
-    daemon.waitForLog(/peer server .* says hello/),
-  ]);
-  return {
-    server,
-    client: daemon,
-    async [Symbol.asyncDispose]() {
-      await Promise.all([daemon.kill(), server.kill()]);
-      await clientPrefix[Symbol.asyncDispose]();
-      await serverPrefix[Symbol.asyncDispose]();
-    },
-  };
+function startDebugPair(client: Record<string, unknown> = {}) {
+  return startPair({
+    client,
+    args: ["--log-level", "debug"],
+    scripts: ["sleep-exit"],
+  });
 }
 
 async function gone(path: string): Promise<boolean> {
