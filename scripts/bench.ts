@@ -2,16 +2,16 @@
  * `make bench`: what a round trip through a daemon pair costs against the
  * floor, Deno starting the same no-op script itself.
  *
- * Measures, in one run and interleaved so both see the same machine load:
- * sequential latency (p50/p90/p99) and throughput at 1, 8 and 64 in flight,
- * for requests from the server's socket (the client runs the script) and for
- * direct `Deno.Command(...).output()` spawns with the options the daemon
- * uses. Then, to show where the difference goes: the round trip without a
- * spawn (an unknown script, -1), CPU time per request in each process, and
- * the daemon's way of running a script (`spawn()` through setsid(1), both
- * pipes read as text streams) reproduced in this process, part by part. Prints a table
- * and whether the issue's targets are met; exits 0 either way, since it is a
- * benchmark, not a test.
+ * Measures, in one run, sequential latency (p50/p90/p99) and throughput at
+ * 1, 8 and 64 in flight, for requests from the server's socket (the client
+ * runs the script) and for the floor, direct `Deno.Command(...).output()`
+ * spawns of the same script. Daemon and floor alternate (sample by sample for
+ * latency, in rounds for throughput) so both see the same machine load.
+ * Then, to show where the difference goes: the round trip without a spawn
+ * (an unknown script, -1), CPU time per request in each process, and each of
+ * the daemon's launchers (src/launch/) starting the script in this process.
+ * Prints a table and whether the issue's targets are met; exits 0 either
+ * way, since it is a benchmark, not a test.
  *
  * `--log-level LEVEL` (default warn) sets the daemons' level, to see what
  * logging costs; `--requests N` sets the requests per throughput level
@@ -23,11 +23,14 @@
 import { parseArgs } from "node:util";
 import { peakRssKiB, startScriptPair } from "./_pair.ts";
 import { LocalClient } from "../test/helpers/local_client.ts";
-import { findSetsid } from "../src/scripts.ts";
+import { type Launcher, openLauncher } from "../src/launch/mod.ts";
+import { Logger } from "../src/log.ts";
 
 const NOOP = "#!/bin/sh\nexit 0\n";
 const CONCURRENCY = [1, 8, 64] as const;
 const WARMUP = 20;
+/** Throughput alternates daemon and floor in this many rounds per level. */
+const ROUNDS = 4;
 const ANSWER_TIMEOUT_MS = 15_000;
 /** Linux's USER_HZ: /proc/<pid>/stat counts CPU time in 1/100 s. */
 const TICK_MS = 10;
@@ -108,74 +111,61 @@ async function spawnDirect(prefix: string, path: string): Promise<void> {
   if (code !== 0) throw new Error(`${path} exited ${code}`);
 }
 
-async function readLines(stream: ReadableStream<Uint8Array>): Promise<void> {
-  let carry = "";
-  for await (const text of stream.pipeThrough(new TextDecoderStream())) {
-    carry = (carry + text).split("\n").pop() ?? "";
-  }
-}
+/** The ways the daemon can start a script, each measured in this process. */
+const LAUNCHERS = ["posix_spawn", "setsid", "detached"] as const;
 
-interface SpawnVariant {
-  label: string;
-  /** Pipe stdout/stderr and read them as text lines, as the daemon does. */
-  pipes: boolean;
-  detached: boolean;
-  /** Start the script through setsid(1), as the daemon does where it exists. */
-  setsid?: boolean;
-}
-
-const SETSID = findSetsid();
-
-/** The daemon's way (ScriptRunner.run). */
-const AS_DAEMON: SpawnVariant = SETSID
-  ? {
-    label: "spawn(), pipes read, via setsid",
-    pipes: true,
-    detached: false,
-    setsid: true,
-  }
-  : { label: "spawn(), pipes read, detached", pipes: true, detached: true };
-
-/** What each part of the daemon's way costs, compared in this process. */
-const VARIANTS: SpawnVariant[] = [
-  { label: "spawn(), stdio null", pipes: false, detached: false },
-  { label: "spawn(), stdio null, detached", pipes: false, detached: true },
-  { label: "spawn(), pipes read", pipes: true, detached: false },
-  { label: "spawn(), pipes read, detached", pipes: true, detached: true },
-  ...(SETSID ? [AS_DAEMON] : []),
-];
-
-/**
- * `spawn()` as ScriptRunner.run does it when `variant` is AS_DAEMON: stat,
- * spawn, read both pipes as text lines without waiting for them, await the
- * exit status.
- */
-async function spawnVariant(
-  variant: SpawnVariant,
+/** One script started as ScriptRunner.run does, by `launcher`, to its end. */
+async function viaLauncher(
+  launcher: Launcher,
   prefix: string,
   path: string,
 ): Promise<void> {
   await Deno.stat(path);
-  const stdio = variant.pipes ? "piped" : "null";
-  const viaSetsid = variant.setsid && SETSID !== undefined;
-  const child = new Deno.Command(viaSetsid ? SETSID : path, {
-    args: viaSetsid ? ["--", path, "null"] : ["null"],
+  const { end } = launcher.start({
+    path,
+    arg: "null",
     env: {
       WSDAEMON_PREFIX: prefix,
       WSDAEMON_ID: "bench",
       WSDAEMON_PEER: "bench",
     },
-    stdin: "null",
-    stdout: stdio,
-    stderr: stdio,
-    detached: variant.detached,
-  }).spawn();
-  if (variant.pipes) {
-    readLines(child.stdout);
-    readLines(child.stderr);
+    tag: "bench",
+  });
+  const result = await end;
+  if (result.kind !== "exited" || result.code !== 0) {
+    throw new Error(`${path} ended ${JSON.stringify(result)}`);
   }
-  const { code } = await child.status;
-  if (code !== 0) throw new Error(`${path} exited ${code}`);
+}
+
+/**
+ * Latency of `a` and `b` sampled alternately (and in alternating order), so
+ * that both see the same moments of machine load.
+ */
+async function sequentialPair(
+  a: () => Promise<void>,
+  b: () => Promise<void>,
+  n: number,
+): Promise<[Latency, Latency]> {
+  for (let i = 0; i < WARMUP; i++) {
+    await a();
+    await b();
+  }
+  const samples: [number[], number[]] = [[], []];
+  const timed = async (run: () => Promise<void>, into: number[]) => {
+    const start = performance.now();
+    await run();
+    into.push(performance.now() - start);
+  };
+  for (let i = 0; i < n; i++) {
+    if (i % 2 === 0) {
+      await timed(a, samples[0]);
+      await timed(b, samples[1]);
+    } else {
+      await timed(b, samples[1]);
+      await timed(a, samples[0]);
+    }
+  }
+  return [percentiles(samples[0]), percentiles(samples[1])];
 }
 
 async function sequential(
@@ -275,12 +265,12 @@ const pids = [pair.server.child.pid, pair.client.child.pid, Deno.pid];
 console.log(
   `latency: ${LATENCY_N} sequential requests (after ${WARMUP} warm-up)`,
 );
-const daemonLatency = await sequential(
+const [daemonLatency, floorLatency] = await sequentialPair(
   () => viaDaemon(local, "noop", 0),
+  floor,
   LATENCY_N,
 );
 console.log(latencyLine("daemon round trip", daemonLatency));
-const floorLatency = await sequential(floor, LATENCY_N);
 console.log(latencyLine("floor (Command.output)", floorLatency));
 
 console.log(`\nthroughput: ${THROUGHPUT_N} requests per level`);
@@ -289,24 +279,36 @@ const floorRate = new Map<number, number>();
 let daemonCpu64: number[] = [];
 let floorCpu64 = NaN;
 for (const c of CONCURRENCY) {
-  const daemon = await withCpu(
-    pids,
-    () => daemonThroughput(local, c, THROUGHPUT_N),
-  );
-  const direct = await withCpu(
-    [Deno.pid],
-    () => spawnThroughput(floor, c, THROUGHPUT_N),
-  );
-  daemonRate.set(c, daemon.result);
-  floorRate.set(c, direct.result);
+  // Alternating rounds, so that both see the same moments of machine load.
+  const daemon = { seconds: 0, cpu: pids.map(() => 0) };
+  const direct = { seconds: 0, cpu: [0] };
+  const perRound = Math.ceil(THROUGHPUT_N / ROUNDS);
+  for (let round = 0; round < ROUNDS; round++) {
+    const d = await withCpu(pids, () => daemonThroughput(local, c, perRound));
+    const f = await withCpu(
+      [Deno.pid],
+      () => spawnThroughput(floor, c, perRound),
+    );
+    daemon.seconds += perRound / d.result;
+    direct.seconds += perRound / f.result;
+    d.cpu.forEach((ms, i) => daemon.cpu[i] += ms);
+    direct.cpu[0] += f.cpu[0];
+  }
+  const total = perRound * ROUNDS;
+  const result = {
+    daemon: total / daemon.seconds,
+    direct: total / direct.seconds,
+  };
+  daemonRate.set(c, result.daemon);
+  floorRate.set(c, result.direct);
   if (c === 64) {
-    daemonCpu64 = daemon.cpu.map((t) => t / THROUGHPUT_N);
-    floorCpu64 = direct.cpu[0] / THROUGHPUT_N;
+    daemonCpu64 = daemon.cpu.map((t) => t / total);
+    floorCpu64 = direct.cpu[0] / total;
   }
   console.log(
     `  ${String(c).padStart(2)} in flight  daemon ${
-      rate(daemon.result)
-    }  floor ${rate(direct.result)}`,
+      rate(result.daemon)
+    }  floor ${rate(result.direct)}`,
   );
 }
 
@@ -316,34 +318,51 @@ const noSpawnLatency = await sequential(
   LATENCY_N,
 );
 console.log(latencyLine("round trip, no spawn (-1)", noSpawnLatency));
-const asDaemon = () =>
-  spawnVariant(AS_DAEMON, pair.clientPrefix.path, noopPath);
-const asDaemonLatency = await sequential(asDaemon, LATENCY_N);
-console.log(latencyLine("spawn as the daemon does", asDaemonLatency));
 console.log(
   `  CPU per request at 64 in flight: server ${ms(daemonCpu64[0])}, ` +
     `client ${ms(daemonCpu64[1])}, bench ${ms(daemonCpu64[2])}`,
 );
 const variantN = Math.max(1, Math.round(THROUGHPUT_N / 2));
 console.log(
-  `  spawns in this process, 64 at a time (${variantN} each; CPU per spawn):`,
+  `  each launcher in this process: sequential p50, and ${variantN} ` +
+    `starts 64 at a time (rate; CPU per start in this process):`,
 );
-const variantLine = (label: string, perSecond: number, cpu: number) =>
-  `    ${label.padEnd(38)} ${rate(perSecond).padStart(7)}  ${ms(cpu)}`;
+const variantLine = (
+  label: string,
+  p50: number,
+  perSecond: number,
+  cpu: number,
+) =>
+  `    ${label.padEnd(38)} ${ms(p50)}  ${rate(perSecond).padStart(7)}  ${
+    ms(cpu)
+  }`;
 console.log(
-  variantLine("Command.output() (the floor)", floorRate.get(64)!, floorCpu64),
+  variantLine(
+    "Command.output() (the floor)",
+    floorLatency.p50,
+    floorRate.get(64)!,
+    floorCpu64,
+  ),
 );
-for (const variant of VARIANTS) {
+const quiet = new Logger("error");
+for (const kind of LAUNCHERS) {
+  let launcher: Launcher;
+  try {
+    launcher = openLauncher(kind, quiet);
+  } catch (error) {
+    console.log(`    ${kind.padEnd(38)} n/a: ${(error as Error).message}`);
+    continue;
+  }
+  const start = () => viaLauncher(launcher, pair.clientPrefix.path, noopPath);
+  const latency = await sequential(start, LATENCY_N);
   const { result, cpu } = await withCpu(
     [Deno.pid],
-    () =>
-      spawnThroughput(
-        () => spawnVariant(variant, pair.clientPrefix.path, noopPath),
-        64,
-        variantN,
-      ),
+    () => spawnThroughput(start, 64, variantN),
   );
-  console.log(variantLine(variant.label, result, cpu[0] / variantN));
+  console.log(
+    variantLine(launcher.description, latency.p50, result, cpu[0] / variantN),
+  );
+  await launcher.close();
 }
 
 const rss = {

@@ -8,6 +8,7 @@
 
 import { join } from "node:path";
 import { z } from "zod";
+import { LAUNCHER_KINDS } from "./launch/launcher.ts";
 import { LOG_LEVELS, type LogLevel } from "./log.ts";
 
 /** The prefix used when neither `--prefix` nor `WSDAEMON_PREFIX` is given. */
@@ -44,6 +45,12 @@ const common = {
   /** Interval of liveness checks on the WebSocket. */
   heartbeatMs: z.number().int().min(100).default(15_000),
   logLevel: z.enum(LOG_LEVELS).default("info"),
+  /**
+   * How scripts start: "auto" takes posix_spawn (FFI), else setsid(1), else
+   * Deno's detached spawn. Naming one makes the daemon refuse to start
+   * where it cannot work.
+   */
+  scriptLauncher: z.enum(LAUNCHER_KINDS).default("auto"),
 };
 
 const serverSchema = z.object({

@@ -10,7 +10,8 @@ import { LocalServer } from "./local/server.ts";
 import { RemoteClient } from "./remote/client.ts";
 import { RemoteServer } from "./remote/server.ts";
 import { Router, type RouterOptions } from "./router.ts";
-import { findSetsid, ScriptRunner } from "./scripts.ts";
+import { openLauncher } from "./launch/mod.ts";
+import { ScriptRunner } from "./scripts.ts";
 import { VERSION } from "./version.ts";
 import type { Logger } from "./log.ts";
 
@@ -34,13 +35,9 @@ export class Daemon {
   constructor(options: DaemonOptions) {
     this.#options = options;
     const { prefix, config, log } = options;
-    const setsid = findSetsid();
-    if (setsid === undefined) {
-      log.info(
-        "no setsid(1) found: scripts start with Deno's detached spawn, which is slower",
-      );
-    }
-    this.#runner = new ScriptRunner({ prefix, log, setsid });
+    const launcher = openLauncher(config.scriptLauncher, log);
+    log.debug(`scripts start with ${launcher.description}`);
+    this.#runner = new ScriptRunner({ prefix, log, launcher });
     this.#local = new LocalServer({
       prefix,
       tcp: config.localTcp ? parseHostPort(config.localTcp) : undefined,
@@ -128,6 +125,7 @@ export class Daemon {
     await this.#client?.close();
     await this.#server?.close();
     await this.#local.closeAll(Math.max(1000, deadline - Date.now()));
+    await this.#runner.close();
     log.info("stopped");
   }
 

@@ -10,10 +10,10 @@
  * @module
  */
 
-import { constants } from "node:os";
 import { join } from "node:path";
 import { Status, type StatusData } from "./protocol.ts";
 import type { Logger } from "./log.ts";
+import type { Launcher } from "./launch/mod.ts";
 
 /** Linux caps one argv string at 32 pages minus the terminating NUL. */
 export const MAX_ARG_BYTES = 131_071;
@@ -57,74 +57,24 @@ export interface ScriptRequest {
 export interface ScriptRunnerOptions {
   prefix: string;
   log: Logger;
-  /**
-   * Path of the setsid(1) program, if the system has one (`findSetsid()`).
-   * @default undefined (use Deno's `detached`)
-   */
-  setsid?: string;
+  /** How scripts are started (`openLauncher()`); closed by `close()`. */
+  launcher: Launcher;
 }
-
-/** Where setsid(1) lives, if it does. */
-export function findSetsid(): string | undefined {
-  for (const path of ["/usr/bin/setsid", "/bin/setsid"]) {
-    try {
-      const info = Deno.statSync(path);
-      if (info.isFile && ((info.mode ?? 0) & 0o111) !== 0) return path;
-    } catch {
-      // Not there; try the next.
-    }
-  }
-  return undefined;
-}
-
-/** How long to wait for setsid(1)'s error line after it exits 126/127. */
-const EXEC_FAILURE_WAIT_MS = 200;
-
-/** setsid(1)'s reason when it could not exec the script, if that happened. */
-async function execFailure(
-  stderr: Promise<string | undefined>,
-): Promise<string | undefined> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const timeout = new Promise<undefined>((resolve) => {
-    timer = setTimeout(() => resolve(undefined), EXEC_FAILURE_WAIT_MS);
-  });
-  const first = await Promise.race([stderr, timeout]);
-  clearTimeout(timer);
-  const match = first?.match(/^setsid: failed to execute [^:]*: (.*)$/);
-  return match?.[1];
-}
-
-/** Linux signal numbers by name, for the 128+n status of a killed script. */
-const signalNumbers = constants.signals as Record<string, number>;
 
 export class ScriptRunner {
   readonly #prefix: string;
   readonly #scriptsDir: string;
   readonly #log: Logger;
-  readonly #setsid: string | undefined;
+  readonly #launcher: Launcher;
   readonly #running = new Map<number, Promise<unknown>>();
   /** Set by drain(): a run that has not spawned yet must not start. */
   #closed = false;
 
-  constructor({ prefix, log, setsid }: ScriptRunnerOptions) {
+  constructor({ prefix, log, launcher }: ScriptRunnerOptions) {
     this.#prefix = prefix;
     this.#scriptsDir = join(prefix, "scripts");
     this.#log = log;
-    this.#setsid = setsid;
-  }
-
-  /**
-   * How a script is started in a process group of its own, so that a kill
-   * reaches whatever it started. Deno's `detached` does it with a full fork()
-   * of the daemon (it cannot vfork once it must call setsid), which costs
-   * milliseconds per run and grows with the daemon's memory; exec'ing
-   * setsid(1), which calls setsid() and then exec's the script with the same
-   * pid, keeps the cheap vfork path. `detached` remains the fallback.
-   */
-  #launch(path: string, arg: string): { command: string; args: string[] } {
-    return this.#setsid === undefined
-      ? { command: path, args: [arg] }
-      : { command: this.#setsid, args: ["--", path, arg] };
+    this.#launcher = launcher;
   }
 
   /** How many scripts are running now. */
@@ -151,7 +101,7 @@ export class ScriptRunner {
     try {
       // stat follows links: a symlink the operator placed in scripts/ counts
       // as the file it points to.
-      const info = await Deno.stat(path);
+      const info = Deno.statSync(path);
       if (!info.isFile) {
         return cannotRun(`script ${request.name} is not a regular file`);
       }
@@ -180,63 +130,50 @@ export class ScriptRunner {
         error: "daemon is shutting down",
       });
     }
-    let child: Deno.ChildProcess;
+    const tag = `script ${request.name}${
+      request.hasId ? ` id=${JSON.stringify(request.id)}` : ""
+    }`;
+    let started;
     try {
-      const { command, args } = this.#launch(path, arg);
-      child = new Deno.Command(command, {
-        args,
+      started = this.#launcher.start({
+        path,
+        arg,
         env: {
           WSDAEMON_PREFIX: this.#prefix,
           WSDAEMON_ID: envValue(request.hasId ? request.id : ""),
           WSDAEMON_PEER: envValue(request.peer),
         },
-        stdin: "null",
-        stdout: "piped",
-        stderr: "piped",
-        detached: this.#setsid === undefined,
-      }).spawn();
+        tag,
+      });
     } catch (error) {
       return cannotRun(
         `script ${request.name} could not start: ${(error as Error).message}`,
       );
     }
-
-    const tag = `script ${request.name}${
-      request.hasId ? ` id=${JSON.stringify(request.id)}` : ""
-    }`;
-    this.#log.debug(`${tag}: started, pid ${child.pid}`);
-    const done = child.status;
-    this.#running.set(child.pid, done);
-    // Output is logged as it comes, but the status does not wait for the
-    // pipes: a background child of the script may hold them open for long.
-    this.#logLines(child.stdout, `${tag} stdout`);
-    const stderr = this.#logLines(child.stderr, `${tag} stderr`);
+    const { pid, end } = started;
+    this.#log.debug(`${tag}: started, pid ${pid}`);
+    this.#running.set(pid, end);
     try {
-      const result = await done;
-      if (
-        this.#setsid !== undefined &&
-        (result.code === 126 || result.code === 127)
-      ) {
-        // setsid(1) could not exec the script (bad interpreter, no shebang):
-        // that is "could not be run", as a failed spawn would be.
-        const failure = await execFailure(stderr);
-        if (failure !== undefined) {
+      const result = await end;
+      switch (result.kind) {
+        case "exited":
+          this.#log.debug(`${tag}: exited with ${result.code}`);
+          return status({ status: result.code });
+        case "signaled":
+          this.#log.info(`${tag}: killed by ${result.signal}`);
+          return status({
+            status: 128 + result.number,
+            signal: result.signal,
+          });
+        case "not-started":
           return cannotRun(
-            `script ${request.name} could not start: ${failure}`,
+            `script ${request.name} could not start: ${result.reason}`,
           );
-        }
+        case "lost":
+          return cannotRun(`script ${request.name}: ${result.reason}`);
       }
-      if (result.signal !== null) {
-        this.#log.info(`${tag}: killed by ${result.signal}`);
-        return status({
-          status: 128 + (signalNumbers[result.signal] ?? 0),
-          signal: result.signal,
-        });
-      }
-      this.#log.debug(`${tag}: exited with ${result.code}`);
-      return status({ status: result.code });
     } finally {
-      this.#running.delete(child.pid);
+      this.#running.delete(pid);
     }
   }
 
@@ -271,28 +208,8 @@ export class ScriptRunner {
     await Promise.allSettled([...this.#running.values()]);
   }
 
-  /** Logs each line of `stream`; resolves with the first line at its end. */
-  async #logLines(
-    stream: ReadableStream<Uint8Array>,
-    tag: string,
-  ): Promise<string | undefined> {
-    let first: string | undefined;
-    try {
-      const lines = stream.pipeThrough(new TextDecoderStream());
-      let carry = "";
-      for await (const text of lines) {
-        const parts = (carry + text).split("\n");
-        carry = parts.pop() ?? "";
-        for (const line of parts) {
-          first ??= line;
-          this.#log.info(`${tag}: ${line}`);
-        }
-      }
-      if (carry !== "") this.#log.info(`${tag}: ${carry}`);
-      first ??= carry;
-    } catch (error) {
-      this.#log.debug(`${tag}: ${(error as Error).message}`);
-    }
-    return first;
+  /** Frees the launcher; call after drain(). */
+  close(): Promise<void> {
+    return this.#launcher.close();
   }
 }

@@ -80,6 +80,7 @@ Deno.test("a minimal server config gets every default", () => {
   assertEquals(config.shutdownGraceMs, 10_000);
   assertEquals(config.heartbeatMs, 15_000);
   assertEquals(config.logLevel, "info");
+  assertEquals(config.scriptLauncher, "auto");
   assertEquals(config.localTcp, undefined);
 });
 
@@ -285,6 +286,14 @@ Deno.test("other field errors are one line naming file, field, expectation and v
   assertOneLineError(
     configError(() => parseConfig({ ...client, logLevel: "loud" }, FILE)),
     { field: "logLevel", expected: /"debug", "info"/, found: '"loud"' },
+  );
+  assertOneLineError(
+    configError(() => parseConfig({ ...client, scriptLauncher: "fork" }, FILE)),
+    {
+      field: "scriptLauncher",
+      expected: /"auto", "posix_spawn", "setsid", "detached"/,
+      found: '"fork"',
+    },
   );
   // A long value is shortened so the line stays readable.
   const message = configError(() =>

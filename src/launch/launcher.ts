@@ -1,0 +1,142 @@
+/**
+ * Launchers: how a script process is started in a process group of its own,
+ * and how its end is learned.
+ *
+ * Two ways exist because Deno has no cheap one. `Deno.Command`'s `detached`
+ * (setsid in the child) makes Deno give up vfork for a full fork() of the
+ * daemon: milliseconds per run. posix_spawn(3) with POSIX_SPAWN_SETSID keeps
+ * the vfork path but needs FFI (`posix_spawn.ts`). Where FFI or glibc is
+ * missing, `command_launcher.ts` starts scripts with `Deno.Command`, through
+ * setsid(1) where it exists.
+ *
+ * @module
+ */
+
+import { constants } from "node:os";
+import type { Logger } from "../log.ts";
+
+/** The config's `scriptLauncher` values. */
+export const LAUNCHER_KINDS = [
+  "auto",
+  "posix_spawn",
+  "setsid",
+  "detached",
+] as const;
+export type LauncherKind = typeof LAUNCHER_KINDS[number];
+
+/** What to start: an absolute path, its one argument, extra environment. */
+export interface LaunchRequest {
+  path: string;
+  arg: string;
+  /** Added to the daemon's own environment. */
+  env: Record<string, string>;
+  /** Prefix of the log lines the script's output becomes. */
+  tag: string;
+}
+
+/** How a started script ended. */
+export type ScriptEnd =
+  | { kind: "exited"; code: number }
+  | { kind: "signaled"; signal: string; number: number }
+  /** The program could not be executed (bad interpreter, no `#!`, …). */
+  | { kind: "not-started"; reason: string }
+  /** It ran, but how it ended cannot be known (another waiter reaped it). */
+  | { kind: "lost"; reason: string };
+
+export interface StartedScript {
+  /** Also the id of its process group. */
+  pid: number;
+  end: Promise<ScriptEnd>;
+}
+
+export interface Launcher {
+  /** Which way scripts start, for the startup log. */
+  readonly description: string;
+  /** Starts a script; throws `LaunchError` if it cannot be started at all. */
+  start(request: LaunchRequest): StartedScript;
+  /** Stops reading output and frees what the launcher holds. */
+  close(): Promise<void>;
+}
+
+/** A script could not be started; the message says why. */
+export class LaunchError extends Error {
+  override name = "LaunchError";
+}
+
+const signalNumbers = constants.signals as Record<string, number>;
+const signalNames = new Map(
+  Object.entries(signalNumbers).map(([name, number]) => [number, name]),
+);
+
+/** A script's end when a signal killed it, from the signal's name or number. */
+export function signaled(signal: string | number): ScriptEnd {
+  const number = typeof signal === "number"
+    ? signal
+    : signalNumbers[signal] ?? 0;
+  const name = typeof signal === "string"
+    ? signal
+    : signalNames.get(signal) ?? `SIG${signal}`;
+  return { kind: "signaled", signal: name, number };
+}
+
+/**
+ * A script's output stream as log lines, one per line, each prefixed with
+ * the stream's tag; a last line without "\n" is logged at the end.
+ */
+export class OutputLines {
+  readonly #log: Logger;
+  readonly #tag: string;
+  readonly #decoder = new TextDecoder();
+  #carry = "";
+  /** The first line seen, for setsid(1)'s error message. */
+  first: string | undefined;
+
+  constructor(log: Logger, tag: string) {
+    this.#log = log;
+    this.#tag = tag;
+  }
+
+  push(bytes: Uint8Array): void {
+    const text = this.#carry + this.#decoder.decode(bytes, { stream: true });
+    let start = 0;
+    for (
+      let end = text.indexOf("\n");
+      end !== -1;
+      end = text.indexOf("\n", start)
+    ) {
+      this.#line(text.slice(start, end));
+      start = end + 1;
+    }
+    this.#carry = text.slice(start);
+  }
+
+  end(): void {
+    const rest = this.#carry + this.#decoder.decode();
+    this.#carry = "";
+    if (rest !== "") this.#line(rest);
+  }
+
+  #line(line: string): void {
+    this.first ??= line;
+    this.#log.info(`${this.#tag}: ${line}`);
+  }
+}
+
+/**
+ * Logs each line of `stream` as it comes; resolves with the first line once
+ * the stream ends (or fails).
+ */
+export async function logLines(
+  stream: ReadableStream<Uint8Array>,
+  log: Logger,
+  tag: string,
+): Promise<string | undefined> {
+  const lines = new OutputLines(log, tag);
+  try {
+    for await (const chunk of stream) lines.push(chunk);
+  } catch (error) {
+    log.debug(`${tag}: ${(error as Error).message}`);
+  }
+  lines.end();
+  return lines.first;
+}

@@ -1,0 +1,47 @@
+/**
+ * Choosing how scripts start (see `launcher.ts` for why there is a choice).
+ *
+ * @module
+ */
+
+import type { Logger } from "../log.ts";
+import { CommandLauncher, findSetsid } from "./command_launcher.ts";
+import type { Launcher, LauncherKind } from "./launcher.ts";
+import { PosixSpawnLauncher } from "./posix_spawn.ts";
+
+export {
+  type Launcher,
+  LAUNCHER_KINDS,
+  type LauncherKind,
+  LaunchError,
+  type LaunchRequest,
+  type ScriptEnd,
+  type StartedScript,
+} from "./launcher.ts";
+
+/**
+ * The launcher of `kind`. "auto" takes the fastest that works here:
+ * posix_spawn, else setsid(1), else `detached`. An explicit kind that cannot
+ * work here throws an Error saying why.
+ */
+export function openLauncher(kind: LauncherKind, log: Logger): Launcher {
+  const setsid = findSetsid();
+  if (kind === "detached") return new CommandLauncher(log, undefined);
+  if (kind === "setsid") {
+    if (setsid === undefined) {
+      throw new Error(
+        'scriptLauncher is "setsid" but no setsid program is in /usr/bin or /bin',
+      );
+    }
+    return new CommandLauncher(log, setsid);
+  }
+  const fallback = new CommandLauncher(log, setsid);
+  try {
+    return new PosixSpawnLauncher(log, fallback);
+  } catch (error) {
+    const reason = `posix_spawn cannot be used: ${(error as Error).message}`;
+    if (kind === "posix_spawn") throw new Error(`scriptLauncher: ${reason}`);
+    log.info(`${reason}; scripts start with ${fallback.description}`);
+    return fallback;
+  }
+}
