@@ -159,9 +159,18 @@ export function parseConfig(input: unknown, file: string): LoadedConfig {
       }`,
     );
   }
+  const modeKeys = new Set(
+    Object.keys((record.mode === "server" ? serverSchema : clientSchema).shape),
+  );
   const warnings = Object.keys(record)
-    .filter((key) => !KNOWN_KEYS.has(key))
-    .map((key) => `${file}: unknown field "${key}" is ignored`);
+    .filter((key) => !modeKeys.has(key))
+    .map((key) =>
+      KNOWN_KEYS.has(key)
+        ? `${file}: field "${key}" is for ${
+          record.mode === "server" ? "client" : "server"
+        } mode and is ignored in ${record.mode} mode`
+        : `${file}: unknown field "${key}" is ignored`
+    );
   const parsed = result.data;
   if (parsed.mode === "server") return { config: parsed, warnings };
   if (parsed.reconnectMinMs > parsed.reconnectMaxMs) {

@@ -332,14 +332,23 @@ Deno.test("unknown keys are warnings, not errors", () => {
     `${FILE}: unknown field "proxyy" is ignored`,
     `${FILE}: unknown field "Port" is ignored`,
   ]);
-  // A key of the other mode is known, so it is no warning.
+  // A key of the other mode is ignored too, and the warning says why.
   const client = parseConfig(
     { mode: "client", proxy: "h", port: 1, host: "x", comment: "hi" },
     FILE,
   );
   assertEquals(client.warnings, [
+    `${FILE}: field "host" is for server mode and is ignored in client mode`,
     `${FILE}: unknown field "comment" is ignored`,
   ]);
+  const server = parseConfig(
+    { mode: "server", port: 1, reconnectMaxMs: 5 },
+    FILE,
+  );
+  assertEquals(server.warnings, [
+    `${FILE}: field "reconnectMaxMs" is for client mode and is ignored in server mode`,
+  ]);
+  assertEquals("reconnectMaxMs" in server.config, false);
 });
 
 async function withPrefix(fn: (prefix: string) => Promise<void>) {
