@@ -6,7 +6,7 @@
  */
 
 import { join } from "node:path";
-import { deadline } from "./wait.ts";
+import { LoggedProcess } from "./logged_process.ts";
 
 const ROOT = new URL("../../", import.meta.url).pathname;
 const MAIN = join(ROOT, "src/main.ts");
@@ -89,29 +89,15 @@ export interface StartOptions {
 const READY =
   /ready: ws-daemon \S+, (server|client) mode, (?:listening on (ws:\/\/\S+)|server \S+), local socket (\S+)/;
 
-/** One daemon process; its stderr is collected line by line. */
-export class DaemonProcess {
-  readonly prefix: string;
-  readonly child: Deno.ChildProcess;
-  /** Every log line so far. */
-  readonly lines: string[] = [];
+/** One daemon process; its log (stderr) is collected line by line. */
+export class DaemonProcess extends LoggedProcess {
   /** Path of the local socket (or tcp://host:port), from the ready line. */
   socket = "";
   /** ws://host:port the server listens on (server mode). */
   url = "";
-  #waiters: {
-    pattern: RegExp;
-    from: number;
-    resolve: (line: string) => void;
-  }[] = [];
-  readonly #reading: Promise<void>;
-  #exited: Promise<Deno.CommandStatus>;
 
   private constructor(prefix: string, child: Deno.ChildProcess) {
-    this.prefix = prefix;
-    this.child = child;
-    this.#exited = child.status;
-    this.#reading = this.#read();
+    super(prefix, child, { name: "daemon", log: child.stderr });
   }
 
   /** Runs `deno run <permissions> src/main.ts` with WSDAEMON_PREFIX=prefix. */
@@ -143,10 +129,7 @@ export class DaemonProcess {
         daemon.url = match[2] ?? "";
         daemon.socket = match[3];
       } catch (error) {
-        await daemon.kill();
-        throw new Error(
-          `${(error as Error).message}\n--- daemon log ---\n${daemon.log()}`,
-        );
+        await daemon.abort(error);
       }
     }
     return daemon;
@@ -155,86 +138,6 @@ export class DaemonProcess {
   /** The port of a server-mode daemon. */
   get port(): number {
     return Number(new URL(this.url).port);
-  }
-
-  log(): string {
-    return this.lines.join("\n");
-  }
-
-  /** Resolves with the first log line (from line `from` on) matching `pattern`. */
-  waitForLog(pattern: RegExp, timeoutMs = 10_000, from = 0): Promise<string> {
-    const found = this.lines.slice(from).find((line) => pattern.test(line));
-    if (found !== undefined) return Promise.resolve(found);
-    const { promise, resolve } = Promise.withResolvers<string>();
-    const waiter = { pattern, from, resolve };
-    this.#waiters.push(waiter);
-    return deadline(promise, timeoutMs, `log line ${pattern}`).finally(() => {
-      this.#waiters = this.#waiters.filter((w) => w !== waiter);
-    });
-  }
-
-  /** Counts log lines matching `pattern`. */
-  count(pattern: RegExp): number {
-    return this.lines.filter((line) => pattern.test(line)).length;
-  }
-
-  async #read(): Promise<void> {
-    let carry = "";
-    for await (
-      const text of this.child.stderr.pipeThrough(new TextDecoderStream())
-    ) {
-      const parts = (carry + text).split("\n");
-      carry = parts.pop()!;
-      for (const line of parts) this.#push(line);
-    }
-    if (carry) this.#push(carry);
-  }
-
-  #push(line: string): void {
-    this.lines.push(line);
-    if (Deno.env.get("WSD_TEST_LOG")) console.error(`[${this.prefix}] ${line}`);
-    for (const waiter of this.#waiters) {
-      if (waiter.pattern.test(line)) waiter.resolve(line);
-    }
-  }
-
-  /** Sends `signal` and waits for the exit; kills it if it takes too long. */
-  async stop(
-    signal: Deno.Signal = "SIGTERM",
-    timeoutMs = 15_000,
-  ): Promise<Deno.CommandStatus> {
-    try {
-      this.child.kill(signal);
-    } catch {
-      // Already exited.
-    }
-    try {
-      return await deadline(this.exited(), timeoutMs, "daemon exit");
-    } catch (error) {
-      await this.kill();
-      throw error;
-    }
-  }
-
-  /** SIGKILL, as a crash would. */
-  async kill(): Promise<Deno.CommandStatus> {
-    try {
-      this.child.kill("SIGKILL");
-    } catch {
-      // Already exited.
-    }
-    return await this.exited();
-  }
-
-  /** Waits for the process to exit and its log to be read to the end. */
-  async exited(): Promise<Deno.CommandStatus> {
-    const status = await this.#exited;
-    await this.#reading;
-    return status;
-  }
-
-  async [Symbol.asyncDispose](): Promise<void> {
-    await this.kill();
   }
 }
 

@@ -14,7 +14,8 @@
  */
 
 import { ORIGINAL, type Prefix } from "./daemon.ts";
-import { deadline, until } from "./wait.ts";
+import { LoggedProcess } from "./logged_process.ts";
+import { until } from "./wait.ts";
 
 const LISTENING_AT = /LocalServer: Listening at (\S+)/;
 const LISTENING_ON_PORT = /WsServer: Listening on port (\d+)/;
@@ -46,39 +47,27 @@ export function installOriginal(): Promise<void> {
   return installing;
 }
 
-/** One original daemon process; stdout and stderr are collected line by line. */
-export class OriginalProcess {
-  readonly prefix: string;
-  readonly child: Deno.ChildProcess;
-  /** Every stdout line so far (the original's event log). */
-  readonly lines: string[] = [];
+/**
+ * One original daemon process; its event log (stdout) and its errors (stderr)
+ * are collected line by line.
+ */
+export class OriginalProcess extends LoggedProcess {
   /** Every stderr line so far (parse errors, exceptions, crashes). */
-  readonly errors: string[] = [];
+  readonly errors: string[];
   /** Path of its local socket, from "Listening at …". */
   socket = "";
   /** Server mode: the port from "Listening on port …". */
   port = 0;
-  #waiters: {
-    pattern: RegExp;
-    resolve: (line: string) => void;
-  }[] = [];
-  #status: Deno.CommandStatus | undefined;
-  readonly #exited: Promise<Deno.CommandStatus>;
-  readonly #reading: Promise<void>;
 
   private constructor(prefix: string, child: Deno.ChildProcess) {
-    this.prefix = prefix;
-    this.child = child;
-    this.#exited = child.status.then((status) => this.#status = status);
-    this.#reading = Promise.all([
-      this.#read(child.stdout, (line) => this.#push(line)),
-      this.#read(child.stderr, (line) => {
-        this.errors.push(line);
-        if (Deno.env.get("WSD_TEST_LOG")) {
-          console.error(`[original ${this.prefix}] stderr: ${line}`);
-        }
-      }),
-    ]).then(() => {});
+    const errors: string[] = [];
+    super(prefix, child, {
+      name: "original",
+      tag: `original ${prefix}`,
+      log: child.stdout,
+      errors: { stream: child.stderr, into: errors },
+    });
+    this.errors = errors;
   }
 
   /**
@@ -118,116 +107,27 @@ export class OriginalProcess {
         `the original's socket ${original.socket}`,
       );
     } catch (error) {
-      await original.kill();
-      throw new Error(
-        `${(error as Error).message}\n--- original log ---\n${original.log()}`,
-      );
+      await original.abort(error);
     }
     return original;
   }
 
-  /** Whether the process is still running. */
-  get running(): boolean {
-    return this.#status === undefined;
-  }
-
-  /** stdout, then stderr, for failure messages. */
-  log(): string {
-    return [...this.lines, ...this.errors.map((l) => `stderr: ${l}`)].join(
-      "\n",
-    );
-  }
-
-  /**
-   * Resolves with the first stdout line (from line `from` on) matching
-   * `pattern`; rejects at once if the process exits first.
-   */
-  waitForLog(pattern: RegExp, timeoutMs = 10_000, from = 0): Promise<string> {
-    const found = this.lines.slice(from).find((line) => pattern.test(line));
-    if (found !== undefined) return Promise.resolve(found);
-    const { promise, resolve } = Promise.withResolvers<string>();
-    const waiter = { pattern, resolve };
-    this.#waiters.push(waiter);
-    const exit = this.#reading.then(() => {
-      throw new Error(
-        `the original daemon exited (${
-          JSON.stringify(this.#status)
-        }) while waiting for ${pattern}\n--- original log ---\n${this.log()}`,
-      );
-    });
-    return deadline(
-      Promise.race([promise, exit]),
-      timeoutMs,
-      `original log line ${pattern}`,
-    ).finally(() => {
-      exit.catch(() => {});
-      this.#waiters = this.#waiters.filter((w) => w !== waiter);
-    });
-  }
-
-  /** Counts stdout lines matching `pattern`. */
-  count(pattern: RegExp): number {
-    return this.lines.filter((line) => pattern.test(line)).length;
-  }
-
-  async #read(
-    stream: ReadableStream<Uint8Array>,
-    push: (line: string) => void,
-  ): Promise<void> {
-    let carry = "";
-    for await (const text of stream.pipeThrough(new TextDecoderStream())) {
-      const parts = (carry + text).split("\n");
-      carry = parts.pop()!;
-      for (const line of parts) push(line);
-    }
-    if (carry) push(carry);
-  }
-
-  #push(line: string): void {
-    this.lines.push(line);
-    if (Deno.env.get("WSD_TEST_LOG")) {
-      console.error(`[original ${this.prefix}] ${line}`);
-    }
-    for (const waiter of this.#waiters) {
-      if (waiter.pattern.test(line)) waiter.resolve(line);
-    }
-  }
-
   /**
    * SIGINT (the original's clean stop) and waits for the exit; SIGKILL if it
-   * takes longer than `timeoutMs`.
+   * takes longer than `timeoutMs`, returning the kill's status.
    */
-  async stop(timeoutMs = 10_000): Promise<Deno.CommandStatus> {
+  override async stop(
+    signal: Deno.Signal = "SIGINT",
+    timeoutMs = 10_000,
+  ): Promise<Deno.CommandStatus> {
     try {
-      this.child.kill("SIGINT");
+      return await super.stop(signal, timeoutMs);
     } catch {
-      // Already exited.
-    }
-    try {
-      return await deadline(this.exited(), timeoutMs, "original daemon exit");
-    } catch {
-      return await this.kill();
+      return await this.exited();
     }
   }
 
-  /** SIGKILL, and waits for the exit. */
-  async kill(): Promise<Deno.CommandStatus> {
-    try {
-      this.child.kill("SIGKILL");
-    } catch {
-      // Already exited.
-    }
-    return await this.exited();
-  }
-
-  /** Waits for the process to exit and its output to be read to the end. */
-  async exited(): Promise<Deno.CommandStatus> {
-    const status = await this.#exited;
-    await this.#reading;
-    return status;
-  }
-
-  async [Symbol.asyncDispose](): Promise<void> {
+  override async [Symbol.asyncDispose](): Promise<void> {
     await this.stop();
   }
 }
