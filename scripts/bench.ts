@@ -121,7 +121,7 @@ async function viaLauncher(
   path: string,
 ): Promise<void> {
   await Deno.stat(path);
-  const { end } = launcher.start({
+  const { end } = await launcher.start({
     path,
     arg: "null",
     env: {

@@ -61,14 +61,26 @@ export interface ScriptRunnerOptions {
   launcher: Launcher;
 }
 
+/** SIGKILL to a script's process group (its id is the script's pid). */
+function killGroup(pid: number): void {
+  try {
+    Deno.kill(-pid, "SIGKILL");
+  } catch {
+    // Already gone.
+  }
+}
+
 export class ScriptRunner {
   readonly #prefix: string;
   readonly #scriptsDir: string;
   readonly #log: Logger;
   readonly #launcher: Launcher;
-  readonly #running = new Map<number, Promise<unknown>>();
-  /** Set by drain(): a run that has not spawned yet must not start. */
+  /** Runs from their launch on; `pid` once the script has started. */
+  readonly #running = new Set<{ pid?: number; done: Promise<unknown> }>();
+  /** Set by drain(): a run that has not been launched must not start. */
   #closed = false;
+  /** Set by drain() past the grace period: a script that starts is killed. */
+  #killing = false;
 
   constructor({ prefix, log, launcher }: ScriptRunnerOptions) {
     this.#prefix = prefix;
@@ -133,9 +145,32 @@ export class ScriptRunner {
     const tag = `script ${request.name}${
       request.hasId ? ` id=${JSON.stringify(request.id)}` : ""
     }`;
+    // Listed before the launch, which takes time: drain() must wait for it.
+    const entry: { pid?: number; done: Promise<unknown> } = {
+      done: Promise.resolve(),
+    };
+    const done = this.#launchAndWait(request, path, arg, tag, entry);
+    entry.done = done;
+    this.#running.add(entry);
+    try {
+      const outcome = await done;
+      return typeof outcome === "string" ? cannotRun(outcome) : status(outcome);
+    } finally {
+      this.#running.delete(entry);
+    }
+  }
+
+  /** Starts the script and waits for its end: a status, or why it cannot run. */
+  async #launchAndWait(
+    request: ScriptRequest,
+    path: string,
+    arg: string,
+    tag: string,
+    entry: { pid?: number },
+  ): Promise<StatusData | string> {
     let started;
     try {
-      started = this.#launcher.start({
+      started = await this.#launcher.start({
         path,
         arg,
         env: {
@@ -146,34 +181,26 @@ export class ScriptRunner {
         tag,
       });
     } catch (error) {
-      return cannotRun(
-        `script ${request.name} could not start: ${(error as Error).message}`,
-      );
+      return `script ${request.name} could not start: ${
+        (error as Error).message
+      }`;
     }
     const { pid, end } = started;
+    entry.pid = pid;
     this.#log.debug(`${tag}: started, pid ${pid}`);
-    this.#running.set(pid, end);
-    try {
-      const result = await end;
-      switch (result.kind) {
-        case "exited":
-          this.#log.debug(`${tag}: exited with ${result.code}`);
-          return status({ status: result.code });
-        case "signaled":
-          this.#log.info(`${tag}: killed by ${result.signal}`);
-          return status({
-            status: 128 + result.number,
-            signal: result.signal,
-          });
-        case "not-started":
-          return cannotRun(
-            `script ${request.name} could not start: ${result.reason}`,
-          );
-        case "lost":
-          return cannotRun(`script ${request.name}: ${result.reason}`);
-      }
-    } finally {
-      this.#running.delete(pid);
+    if (this.#killing) killGroup(pid);
+    const result = await end;
+    switch (result.kind) {
+      case "exited":
+        this.#log.debug(`${tag}: exited with ${result.code}`);
+        return { status: result.code };
+      case "signaled":
+        this.#log.info(`${tag}: killed by ${result.signal}`);
+        return { status: 128 + result.number, signal: result.signal };
+      case "not-started":
+        return `script ${request.name} could not start: ${result.reason}`;
+      case "lost":
+        return `script ${request.name}: ${result.reason}`;
     }
   }
 
@@ -191,21 +218,19 @@ export class ScriptRunner {
     const graceOver = new Promise<"timeout">((resolve) => {
       timer = setTimeout(() => resolve("timeout"), graceMs);
     });
-    const allDone = Promise.allSettled([...this.#running.values()]);
+    const allDone = Promise.allSettled([...this.#running].map((r) => r.done));
     const outcome = await Promise.race([allDone, graceOver]);
     clearTimeout(timer);
     if (outcome !== "timeout") return;
-    for (const pid of this.#running.keys()) {
+    this.#killing = true;
+    for (const { pid } of this.#running) {
+      if (pid === undefined) continue; // Killed as it starts.
       this.#log.warn(
         `killing script process group ${pid} after the grace period`,
       );
-      try {
-        Deno.kill(-pid, "SIGKILL");
-      } catch {
-        // Already gone.
-      }
+      killGroup(pid);
     }
-    await Promise.allSettled([...this.#running.values()]);
+    await Promise.allSettled([...this.#running].map((r) => r.done));
   }
 
   /** Frees the launcher; call after drain(). */

@@ -52,8 +52,8 @@ export interface StartedScript {
 export interface Launcher {
   /** Which way scripts start, for the startup log. */
   readonly description: string;
-  /** Starts a script; throws `LaunchError` if it cannot be started at all. */
-  start(request: LaunchRequest): StartedScript;
+  /** Starts a script; rejects with `LaunchError` if it cannot start at all. */
+  start(request: LaunchRequest): Promise<StartedScript>;
   /** Stops reading output and frees what the launcher holds. */
   close(): Promise<void>;
 }
@@ -79,14 +79,20 @@ export function signaled(signal: string | number): ScriptEnd {
   return { kind: "signaled", signal: name, number };
 }
 
+/** The longest output line logged whole; longer ones are logged in parts. */
+export const MAX_LINE_CHARS = 64 * 1024;
+
 /**
  * A script's output stream as log lines, one per line, each prefixed with
- * the stream's tag; a last line without "\n" is logged at the end.
+ * the stream's tag; a last line without "\n" is logged at the end, and a
+ * line longer than MAX_LINE_CHARS in parts of that size, so memory stays
+ * bounded whatever a script writes.
  */
 export class OutputLines {
   readonly #log: Logger;
   readonly #tag: string;
   readonly #decoder = new TextDecoder();
+  /** The unfinished line; it never holds a "\n". */
   #carry = "";
   /** The first line seen, for setsid(1)'s error message. */
   first: string | undefined;
@@ -97,17 +103,22 @@ export class OutputLines {
   }
 
   push(bytes: Uint8Array): void {
-    const text = this.#carry + this.#decoder.decode(bytes, { stream: true });
+    const text = this.#decoder.decode(bytes, { stream: true });
     let start = 0;
     for (
       let end = text.indexOf("\n");
       end !== -1;
       end = text.indexOf("\n", start)
     ) {
-      this.#line(text.slice(start, end));
+      this.#line(this.#carry + text.slice(start, end));
+      this.#carry = "";
       start = end + 1;
     }
-    this.#carry = text.slice(start);
+    this.#carry += text.slice(start);
+    while (this.#carry.length > MAX_LINE_CHARS) {
+      this.#line(this.#carry.slice(0, MAX_LINE_CHARS));
+      this.#carry = this.#carry.slice(MAX_LINE_CHARS);
+    }
   }
 
   end(): void {

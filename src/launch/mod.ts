@@ -37,7 +37,7 @@ export function openLauncher(kind: LauncherKind, log: Logger): Launcher {
   }
   const fallback = new CommandLauncher(log, setsid);
   try {
-    return new PosixSpawnLauncher(log, fallback);
+    return new PosixSpawnLauncher(log);
   } catch (error) {
     const reason = `posix_spawn cannot be used: ${(error as Error).message}`;
     if (kind === "posix_spawn") throw new Error(`scriptLauncher: ${reason}`);

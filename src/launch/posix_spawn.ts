@@ -1,13 +1,21 @@
 /**
- * Starting scripts with glibc's posix_spawn(3) through FFI: a process group
- * of their own (POSIX_SPAWN_SETSID) at the cost of Deno's cheapest spawn,
- * one vfork-style clone and one exec.
+ * Starting scripts with glibc's posix_spawn(3) through FFI: a session and
+ * process group of their own (POSIX_SPAWN_SETSID) at the cost of Deno's
+ * cheapest spawn, one vfork-style clone and one exec.
  *
- * The daemon then owns what Deno would otherwise do: it reaps its children
- * with waitpid(WNOHANG) on each SIGCHLD, and it reads their output from a
- * Unix socket connection (`OutputListener`) handed to the child as stdout
- * and stderr. Only Linux on x86_64 and aarch64 with glibc: the constants
- * below are theirs.
+ * The daemon then owns what Deno would otherwise do:
+ * - Output: a pipe per stream, made with pipe2(2). The daemon reads its end
+ *   as a file opened through /proc/self/fd, which Deno reads with async I/O
+ *   (no thread per read). A pipe, not a socket: a script may open
+ *   /dev/stdout or /dev/stderr, which Linux refuses for a socket.
+ * - Exit: waitpid(WNOHANG) for each child of ours on SIGCHLD.
+ *
+ * posix_spawn itself runs on a worker thread (a `nonblocking` symbol): the
+ * event loop goes on while the child execs, and the main thread never
+ * vforks, which V8 does not expect (its sampling profiler crashed the daemon
+ * when it did).
+ *
+ * Only Linux on x86_64 and aarch64 with glibc: the constants are theirs.
  *
  * @module
  */
@@ -17,37 +25,37 @@ import {
   type Launcher,
   LaunchError,
   type LaunchRequest,
+  OutputLines,
   type ScriptEnd,
   signaled,
   type StartedScript,
 } from "./launcher.ts";
-import { OutputListener, TOKEN_BYTES } from "./output_listener.ts";
 
-const AF_UNIX = 1;
-const SOCK_STREAM = 1;
-const SOCK_NONBLOCK = 0o4000;
-const SOCK_CLOEXEC = 0o2000000;
-const F_GETFL = 3;
-const F_SETFL = 4;
-const O_NONBLOCK = 0o4000;
 const O_RDONLY = 0;
+const O_CLOEXEC = 0o2000000;
 const WNOHANG = 1;
 const ENOEXEC = 8;
 const ECHILD = 10;
 const POSIX_SPAWN_SETSIGDEF = 0x04;
 const POSIX_SPAWN_SETSIGMASK = 0x08;
 const POSIX_SPAWN_SETSID = 0x80;
-/** sizeof(sun_path) in struct sockaddr_un. */
-const SUN_PATH_BYTES = 108;
 /** Upper bounds of glibc's opaque types, which are 336, 80 and 128 bytes. */
 const SPAWNATTR_BYTES = 1024;
 const FILE_ACTIONS_BYTES = 512;
 const SIGSET_BYTES = 256;
+/**
+ * Read sizes for output: most scripts write a few lines, and zeroing a big
+ * buffer per stream costs more than the rest of reading them; a stream that
+ * fills the small one gets a pipe's worth.
+ */
+const FIRST_READ_BYTES = 4 * 1024;
+const READ_BYTES = 64 * 1024;
 
 const SYMBOLS = {
   posix_spawn: {
     parameters: ["buffer", "buffer", "buffer", "buffer", "buffer", "buffer"],
     result: "i32",
+    nonblocking: true,
   },
   posix_spawnattr_init: { parameters: ["buffer"], result: "i32" },
   posix_spawnattr_setflags: { parameters: ["buffer", "i16"], result: "i32" },
@@ -71,12 +79,7 @@ const SYMBOLS = {
   },
   sigemptyset: { parameters: ["buffer"], result: "i32" },
   sigfillset: { parameters: ["buffer"], result: "i32" },
-  socket: { parameters: ["i32", "i32", "i32"], result: "i32" },
-  connect: { parameters: ["i32", "buffer", "u32"], result: "i32" },
-  // fcntl is variadic; with int arguments only, the fixed-argument call is
-  // the same on both ABIs this runs on.
-  fcntl: { parameters: ["i32", "i32", "i32"], result: "i32" },
-  write: { parameters: ["i32", "buffer", "usize"], result: "isize" },
+  pipe2: { parameters: ["buffer", "i32"], result: "i32" },
   close: { parameters: ["i32"], result: "i32" },
   waitpid: { parameters: ["i32", "buffer", "i32"], result: "i32" },
   strerror: { parameters: ["i32"], result: "pointer" },
@@ -89,8 +92,8 @@ const encoder = new TextEncoder();
 
 /**
  * argv or envp: a NULL-ended array of pointers to NUL-terminated copies of
- * `strings`, all in one ArrayBuffer. An ArrayBuffer's memory never moves, and
- * passing the returned view to the call keeps the strings alive through it.
+ * `strings`, all in one ArrayBuffer, whose memory V8 never moves. The caller
+ * keeps the returned view alive until the call that uses it has returned.
  */
 function cStringArray(strings: Uint8Array[]): BigUint64Array {
   const tableBytes = (strings.length + 1) * 8;
@@ -114,8 +117,12 @@ function firstString(array: BigUint64Array): Uint8Array {
   return new Uint8Array(array.buffer, array.byteLength);
 }
 
-const cString = (text: string) => encoder.encode(`${text}\0`);
+/** Marks values as used after an await, so they stay alive through it. */
+function keepAlive(..._values: unknown[]): void {}
+
 const BIN_SH = encoder.encode("/bin/sh");
+const DEV_NULL = new Uint8Array(new ArrayBuffer(16));
+DEV_NULL.set(encoder.encode("/dev/null"));
 
 /** What waitpid's status word says. */
 function decodeWaitStatus(status: number): ScriptEnd {
@@ -125,29 +132,29 @@ function decodeWaitStatus(status: number): ScriptEnd {
     : signaled(signal);
 }
 
+/** One output pipe: the daemon's end as a file, the script's end as an fd. */
+interface OutputPipe {
+  reader: Deno.FsFile;
+  writeFd: number;
+}
+
 export class PosixSpawnLauncher implements Launcher {
   readonly description = "posix_spawn with POSIX_SPAWN_SETSID (FFI)";
   readonly #library: Deno.DynamicLibrary<typeof SYMBOLS>;
   readonly #libc: Libc;
-  readonly #attributes = new Uint8Array(SPAWNATTR_BYTES);
-  readonly #devNull = cString("/dev/null");
-  readonly #socketAddress: Uint8Array;
+  readonly #attributes = new Uint8Array(new ArrayBuffer(SPAWNATTR_BYTES));
   /** The daemon's environment, each entry encoded once. */
   readonly #baseEnv: [key: string, entry: Uint8Array][];
-  readonly #output: OutputListener;
-  readonly #fallback: Launcher;
   readonly #log: Logger;
   /** Children not yet reaped, and how to report their end. */
   readonly #children = new Map<number, (end: ScriptEnd) => void>();
-  readonly #waitStatus = new Int32Array(1);
-  #reaping = false;
+  readonly #waitStatus = new Int32Array(new ArrayBuffer(8));
 
   /**
-   * Throws if FFI, glibc or the output socket is not available; the caller
-   * then uses another launcher. `fallback` starts a script whose output
-   * connection cannot be made (the listener's backlog is full).
+   * Throws if FFI, glibc (2.26 or later) or /proc is not available; the
+   * caller then uses another launcher.
    */
-  constructor(log: Logger, fallback: Launcher) {
+  constructor(log: Logger) {
     if (
       Deno.build.os !== "linux" ||
       !["x86_64", "aarch64"].includes(Deno.build.arch)
@@ -155,47 +162,42 @@ export class PosixSpawnLauncher implements Launcher {
       throw new Error(`not built for ${Deno.build.os}/${Deno.build.arch}`);
     }
     this.#log = log;
-    this.#fallback = fallback;
     this.#library = Deno.dlopen("libc.so.6", SYMBOLS);
     this.#libc = this.#library.symbols;
     try {
-      this.#check(this.#libc.posix_spawnattr_init(this.#attributes), "init");
-      const empty = new Uint8Array(SIGSET_BYTES);
-      const all = new Uint8Array(SIGSET_BYTES);
-      this.#libc.sigemptyset(empty);
-      this.#libc.sigfillset(all);
+      const libc = this.#libc;
+      const attributes = this.#attributes;
+      this.#check(libc.posix_spawnattr_init(attributes), "spawnattr_init");
+      const none = new Uint8Array(new ArrayBuffer(SIGSET_BYTES));
+      const all = new Uint8Array(new ArrayBuffer(SIGSET_BYTES));
+      libc.sigemptyset(none);
+      libc.sigfillset(all);
       // The child starts with no signal blocked and every signal at its
       // default: Deno ignores SIGPIPE, which a script must not inherit.
       this.#check(
-        this.#libc.posix_spawnattr_setsigmask(this.#attributes, empty),
-        "setsigmask",
+        libc.posix_spawnattr_setsigmask(attributes, none),
+        "spawnattr_setsigmask",
       );
       this.#check(
-        this.#libc.posix_spawnattr_setsigdefault(this.#attributes, all),
-        "setsigdefault",
+        libc.posix_spawnattr_setsigdefault(attributes, all),
+        "spawnattr_setsigdefault",
       );
       // glibc before 2.26 refuses POSIX_SPAWN_SETSID here.
       this.#check(
-        this.#libc.posix_spawnattr_setflags(
-          this.#attributes,
+        libc.posix_spawnattr_setflags(
+          attributes,
           POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF,
         ),
-        "setflags(POSIX_SPAWN_SETSID)",
+        "spawnattr_setflags(POSIX_SPAWN_SETSID)",
       );
-      this.#output = new OutputListener(log);
+      // Proves that a pipe can be opened through /proc here.
+      const probe = this.#openPipe();
+      probe.reader.close();
+      libc.close(probe.writeFd);
     } catch (error) {
       this.#library.close();
       throw error;
     }
-    const path = encoder.encode(this.#output.path);
-    if (path.length >= SUN_PATH_BYTES) {
-      this.#output.close();
-      this.#library.close();
-      throw new Error(`output socket path is too long: ${this.#output.path}`);
-    }
-    this.#socketAddress = new Uint8Array(2 + SUN_PATH_BYTES);
-    new DataView(this.#socketAddress.buffer).setUint16(0, AF_UNIX, true);
-    this.#socketAddress.set(path, 2);
     this.#baseEnv = Object.entries(Deno.env.toObject()).map((
       [key, value],
     ) => [key, encoder.encode(`${key}=${value}`)]);
@@ -204,7 +206,7 @@ export class PosixSpawnLauncher implements Launcher {
 
   #check(result: number, what: string): void {
     if (result !== 0) {
-      throw new Error(`posix_spawnattr_${what}: ${this.#strerror(result)}`);
+      throw new LaunchError(`posix_${what}: ${this.#strerror(result)}`);
     }
   }
 
@@ -222,143 +224,170 @@ export class PosixSpawnLauncher implements Launcher {
       : new Deno.UnsafePointerView(location).getInt32();
   }
 
-  start(request: LaunchRequest): StartedScript {
-    const stdout = this.#connectOutput(`${request.tag} stdout`);
-    let stderr = -1;
+  /**
+   * A pipe whose read end is a Deno file (opened anew through /proc, so Deno
+   * owns that descriptor) and whose write end is a close-on-exec fd.
+   */
+  #openPipe(): OutputPipe {
+    const fds = new Int32Array(new ArrayBuffer(8));
+    if (this.#libc.pipe2(fds, O_CLOEXEC) !== 0) {
+      throw new LaunchError(`pipe2: ${this.#strerror(this.#errno())}`);
+    }
+    const [readFd, writeFd] = fds;
     try {
-      if (stdout >= 0) stderr = this.#connectOutput(`${request.tag} stderr`);
+      return {
+        reader: Deno.openSync(`/proc/self/fd/${readFd}`, { read: true }),
+        writeFd,
+      };
     } catch (error) {
-      this.#libc.close(stdout);
-      throw error;
-    }
-    if (stderr < 0) {
-      if (stdout >= 0) this.#libc.close(stdout);
-      this.#log.warn(
-        `${request.tag}: output socket busy, starting with ${this.#fallback.description}`,
+      this.#libc.close(writeFd);
+      throw new LaunchError(
+        `cannot open a pipe through /proc: ${(error as Error).message}`,
       );
-      return this.#fallback.start(request);
+    } finally {
+      this.#libc.close(readFd);
     }
-    const actions = new Uint8Array(FILE_ACTIONS_BYTES);
+  }
+
+  async start(request: LaunchRequest): Promise<StartedScript> {
     const libc = this.#libc;
-    libc.posix_spawn_file_actions_init(actions);
-    let error: number;
-    const pidOut = new Int32Array(1);
+    const pipes: OutputPipe[] = [];
+    const actions = new Uint8Array(new ArrayBuffer(FILE_ACTIONS_BYTES));
+    let actionsReady = false;
+    let pid: number;
     try {
-      libc.posix_spawn_file_actions_addopen(
-        actions,
-        0,
-        this.#devNull,
-        O_RDONLY,
-        0,
+      pipes.push(this.#openPipe(), this.#openPipe());
+      const [stdout, stderr] = pipes;
+      this.#check(libc.posix_spawn_file_actions_init(actions), "file_actions");
+      actionsReady = true;
+      this.#check(
+        libc.posix_spawn_file_actions_addopen(
+          actions,
+          0,
+          DEV_NULL,
+          O_RDONLY,
+          0,
+        ),
+        "file_actions_addopen",
       );
-      libc.posix_spawn_file_actions_adddup2(actions, stdout, 1);
-      libc.posix_spawn_file_actions_adddup2(actions, stderr, 2);
+      this.#check(
+        libc.posix_spawn_file_actions_adddup2(actions, stdout.writeFd, 1),
+        "file_actions_adddup2",
+      );
+      this.#check(
+        libc.posix_spawn_file_actions_adddup2(actions, stderr.writeFd, 2),
+        "file_actions_adddup2",
+      );
       const envp = cStringArray([
         ...Object.entries(request.env).map(([key, value]) =>
           encoder.encode(`${key}=${value}`)
         ),
-        ...this.#baseEnv.filter(([key]) => !(key in request.env)).map((
-          [, entry],
-        ) => entry),
+        ...this.#baseEnv.filter(([key]) => !Object.hasOwn(request.env, key))
+          .map(([, entry]) => entry),
       ]);
       const path = encoder.encode(request.path);
       const arg = encoder.encode(request.arg);
-      error = this.#spawn(pidOut, actions, [path, arg], envp);
-      if (error === ENOEXEC) {
+      let result = await this.#spawn(actions, [path, arg], envp);
+      if (result.error === ENOEXEC) {
         // No "#!" line: /bin/sh runs it, as execvp(3) does for Deno.Command
         // and for the original daemon.
-        error = this.#spawn(pidOut, actions, [BIN_SH, path, arg], envp);
+        result = await this.#spawn(actions, [BIN_SH, path, arg], envp);
       }
+      if (result.error !== 0) {
+        throw new LaunchError(this.#strerror(result.error));
+      }
+      pid = result.pid;
+    } catch (error) {
+      for (const pipe of pipes) pipe.reader.close();
+      throw error;
     } finally {
-      libc.posix_spawn_file_actions_destroy(actions);
-      libc.close(stdout);
-      libc.close(stderr);
+      if (actionsReady) libc.posix_spawn_file_actions_destroy(actions);
+      // The script holds its own copies; the daemon's go, so that the
+      // reader sees the end of the stream when the script's copies close.
+      for (const pipe of pipes) libc.close(pipe.writeFd);
     }
-    if (error !== 0) {
-      // The daemon's ends are closed: the listener sees two empty streams.
-      throw new LaunchError(this.#strerror(error));
-    }
-    const pid = pidOut[0];
+    this.#readOutput(pipes[0].reader, `${request.tag} stdout`);
+    this.#readOutput(pipes[1].reader, `${request.tag} stderr`);
     const end = new Promise<ScriptEnd>((resolve) => {
       this.#children.set(pid, resolve);
     });
-    // It may have ended already, its SIGCHLD come before it was listed.
-    this.#reap();
+    // It may have ended before it was listed, its SIGCHLD already handled.
+    this.#reapOne(pid);
     return { pid, end };
   }
 
-  /** posix_spawn(argv[0], argv, envp) in a new session; 0 or an errno. */
-  #spawn(
-    pidOut: Int32Array,
+  /** posix_spawn(argv[0], argv, envp) in a new session, off the main thread. */
+  async #spawn(
     actions: Uint8Array,
     args: Uint8Array[],
     envp: BigUint64Array,
-  ): number {
+  ): Promise<{ error: number; pid: number }> {
     const argv = cStringArray(args);
-    return this.#libc.posix_spawn(
-      pidOut,
-      firstString(argv),
+    const path = firstString(argv);
+    const pid = new Int32Array(new ArrayBuffer(8));
+    const error = await this.#libc.posix_spawn(
+      pid,
+      path,
       actions,
       this.#attributes,
       argv,
       envp,
     );
+    keepAlive(argv, path, envp, actions, pid);
+    return { error, pid: pid[0] };
   }
 
-  /**
-   * A blocking socket connected to the output listener, announced as the
-   * stream whose lines get `tag`; -1 if the listener's backlog is full. The
-   * connect is non-blocking so that it can never stall the event loop that
-   * accepts.
-   */
-  #connectOutput(tag: string): number {
-    const libc = this.#libc;
-    const fd = libc.socket(
-      AF_UNIX,
-      SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
-      0,
-    );
-    if (fd < 0) {
-      throw new LaunchError(`socket: ${this.#strerror(this.#errno())}`);
-    }
-    const address = this.#socketAddress;
-    if (libc.connect(fd, address, address.length) !== 0) {
-      const errno = this.#errno();
-      libc.close(fd);
-      this.#log.debug(`output socket connect: ${this.#strerror(errno)}`);
-      return -1;
-    }
-    // The script writes to this socket and must block, not fail, when the
-    // daemon reads slower than it writes.
-    libc.fcntl(fd, F_SETFL, libc.fcntl(fd, F_GETFL, 0) & ~O_NONBLOCK);
-    libc.write(fd, this.#output.announce(tag), BigInt(TOKEN_BYTES));
-    return fd;
-  }
-
-  /** Collects every child of ours that has ended. */
-  #reap = (): void => {
-    if (this.#reaping) return;
-    this.#reaping = true;
+  /** Logs a script's output stream line by line until it ends. */
+  async #readOutput(reader: Deno.FsFile, tag: string): Promise<void> {
+    const lines = new OutputLines(this.#log, tag);
+    let buffer = new Uint8Array(FIRST_READ_BYTES);
     try {
-      for (const [pid, resolve] of this.#children) {
-        const result = this.#libc.waitpid(pid, this.#waitStatus, WNOHANG);
-        if (result === pid) {
-          this.#children.delete(pid);
-          resolve(decodeWaitStatus(this.#waitStatus[0]));
-        } else if (result < 0 && this.#errno() === ECHILD) {
-          this.#children.delete(pid);
-          resolve({ kind: "lost", reason: "its exit status was lost" });
+      while (true) {
+        const n = await reader.read(buffer);
+        if (n === null) break;
+        lines.push(buffer.subarray(0, n));
+        if (n === buffer.length && n < READ_BYTES) {
+          buffer = new Uint8Array(READ_BYTES);
         }
       }
+    } catch (error) {
+      this.#log.debug(`${tag}: ${(error as Error).message}`);
     } finally {
-      this.#reaping = false;
+      lines.end();
+      reader.close();
     }
+  }
+
+  /** Reports the end of `pid` if it has ended; true if it was collected. */
+  #reapOne(pid: number): boolean {
+    const resolve = this.#children.get(pid);
+    if (resolve === undefined) return false;
+    const result = this.#libc.waitpid(pid, this.#waitStatus, WNOHANG);
+    if (result === pid) {
+      this.#children.delete(pid);
+      resolve(decodeWaitStatus(this.#waitStatus[0]));
+      return true;
+    }
+    if (result < 0 && this.#errno() === ECHILD) {
+      this.#children.delete(pid);
+      resolve({ kind: "lost", reason: "its exit status was lost" });
+      return true;
+    }
+    return false;
+  }
+
+  /** On SIGCHLD (several may arrive as one): collects every ended child. */
+  #reap = (): void => {
+    for (const pid of [...this.#children.keys()]) this.#reapOne(pid);
   };
 
+  /**
+   * Stops listening for SIGCHLD. Call it after ScriptRunner.drain, when no
+   * script runs: a child still running is never reported.
+   */
   close(): Promise<void> {
     Deno.removeSignalListener("SIGCHLD", this.#reap);
-    this.#output.close();
     this.#library.close();
-    return this.#fallback.close();
+    return Promise.resolve();
   }
 }

@@ -96,7 +96,7 @@ for (const { kind, described } of LAUNCHERS) {
     });
 
     await t.step(
-      "stdout and stderr lines reach the log with the script's name and id",
+      "stdout and stderr lines, /dev/stderr included, reach the log with the script's name and id",
       async () => {
         const answer = await local.request({
           name: "print",
@@ -106,6 +106,7 @@ for (const { kind, described } of LAUNCHERS) {
         assertEquals([answer.status, answer.id], [0, "p"]);
         await client.waitForLog(/script print id="p"[^:]*: out: "hi"/);
         await client.waitForLog(/script print id="p"[^:]*: err: "hi"/);
+        await client.waitForLog(/script print id="p"[^:]*: dev: "hi"/);
       },
     );
 
