@@ -61,6 +61,9 @@ export interface ScriptRunnerOptions {
   launcher: Launcher;
 }
 
+/** How long drain() waits for killed scripts to be reported. */
+const KILL_WAIT_MS = 5_000;
+
 /** SIGKILL to a script's process group (its id is the script's pid). */
 function killGroup(pid: number): void {
   try {
@@ -230,7 +233,21 @@ export class ScriptRunner {
       );
       killGroup(pid);
     }
-    await Promise.allSettled([...this.#running].map((r) => r.done));
+    // SIGKILL ends a process at once; a run that still has not ended is
+    // stuck in its launch, and must not hold the daemon's stop forever.
+    let waitOver: ReturnType<typeof setTimeout> | undefined;
+    const stuck = await Promise.race([
+      Promise.allSettled([...this.#running].map((r) => r.done)),
+      new Promise<"stuck">((resolve) => {
+        waitOver = setTimeout(() => resolve("stuck"), KILL_WAIT_MS);
+      }),
+    ]);
+    clearTimeout(waitOver);
+    if (stuck === "stuck") {
+      this.#log.error(
+        `${this.#running.size} script run(s) did not end ${KILL_WAIT_MS} ms after SIGKILL; stopping without their statuses`,
+      );
+    }
   }
 
   /** Frees the launcher; call after drain(). */

@@ -110,21 +110,35 @@ export class OutputLines {
       end !== -1;
       end = text.indexOf("\n", start)
     ) {
-      this.#line(this.#carry + text.slice(start, end));
+      this.#carry += text.slice(start, end);
+      this.#cutLongLine();
+      this.#line(this.#carry);
       this.#carry = "";
       start = end + 1;
     }
     this.#carry += text.slice(start);
-    while (this.#carry.length > MAX_LINE_CHARS) {
-      this.#line(this.#carry.slice(0, MAX_LINE_CHARS));
-      this.#carry = this.#carry.slice(MAX_LINE_CHARS);
-    }
+    this.#cutLongLine();
   }
 
   end(): void {
-    const rest = this.#carry + this.#decoder.decode();
+    this.#carry += this.#decoder.decode();
+    this.#cutLongLine();
+    if (this.#carry !== "") this.#line(this.#carry);
     this.#carry = "";
-    if (rest !== "") this.#line(rest);
+  }
+
+  /**
+   * Logs whole parts of an unfinished line while more than MAX_LINE_CHARS
+   * of it are held, never cutting a UTF-16 surrogate pair in two.
+   */
+  #cutLongLine(): void {
+    while (this.#carry.length > MAX_LINE_CHARS) {
+      let cut = MAX_LINE_CHARS;
+      const last = this.#carry.charCodeAt(cut - 1);
+      if (last >= 0xd800 && last <= 0xdbff) cut--;
+      this.#line(this.#carry.slice(0, cut));
+      this.#carry = this.#carry.slice(cut);
+    }
   }
 
   #line(line: string): void {

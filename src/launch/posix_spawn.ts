@@ -5,9 +5,11 @@
  *
  * The daemon then owns what Deno would otherwise do:
  * - Output: a pipe per stream, made with pipe2(2). The daemon reads its end
- *   as a file opened through /proc/self/fd, which Deno reads with async I/O
- *   (no thread per read). A pipe, not a socket: a script may open
- *   /dev/stdout or /dev/stderr, which Linux refuses for a socket.
+ *   through a `node:net` Socket on the fd, which polls it like any socket;
+ *   Deno's own file reads would hold one of its 32 blocking threads per
+ *   pipe, so 16 scripts whose children keep their output open would stall
+ *   every later start. A pipe, not a socket: a script may open /dev/stdout
+ *   or /dev/stderr, which Linux refuses for a socket.
  * - Exit: waitpid(WNOHANG) for each child of ours on SIGCHLD.
  *
  * posix_spawn itself runs on a worker thread (a `nonblocking` symbol): the
@@ -20,6 +22,7 @@
  * @module
  */
 
+import { Socket } from "node:net";
 import type { Logger } from "../log.ts";
 import {
   type Launcher,
@@ -43,13 +46,6 @@ const POSIX_SPAWN_SETSID = 0x80;
 const SPAWNATTR_BYTES = 1024;
 const FILE_ACTIONS_BYTES = 512;
 const SIGSET_BYTES = 256;
-/**
- * Read sizes for output: most scripts write a few lines, and zeroing a big
- * buffer per stream costs more than the rest of reading them; a stream that
- * fills the small one gets a pipe's worth.
- */
-const FIRST_READ_BYTES = 4 * 1024;
-const READ_BYTES = 64 * 1024;
 
 const SYMBOLS = {
   posix_spawn: {
@@ -132,9 +128,9 @@ function decodeWaitStatus(status: number): ScriptEnd {
     : signaled(signal);
 }
 
-/** One output pipe: the daemon's end as a file, the script's end as an fd. */
+/** One output pipe: the daemon's end and the script's end. */
 interface OutputPipe {
-  reader: Deno.FsFile;
+  readFd: number;
   writeFd: number;
 }
 
@@ -149,10 +145,12 @@ export class PosixSpawnLauncher implements Launcher {
   /** Children not yet reaped, and how to report their end. */
   readonly #children = new Map<number, (end: ScriptEnd) => void>();
   readonly #waitStatus = new Int32Array(new ArrayBuffer(8));
+  /** Output streams still open, closed by close(). */
+  readonly #readers = new Set<Socket>();
 
   /**
-   * Throws if FFI, glibc (2.26 or later) or /proc is not available; the
-   * caller then uses another launcher.
+   * Throws if FFI or glibc (2.26 or later) is not available; the caller
+   * then uses another launcher.
    */
   constructor(log: Logger) {
     if (
@@ -190,10 +188,6 @@ export class PosixSpawnLauncher implements Launcher {
         ),
         "spawnattr_setflags(POSIX_SPAWN_SETSID)",
       );
-      // Proves that a pipe can be opened through /proc here.
-      const probe = this.#openPipe();
-      probe.reader.close();
-      libc.close(probe.writeFd);
     } catch (error) {
       this.#library.close();
       throw error;
@@ -224,29 +218,13 @@ export class PosixSpawnLauncher implements Launcher {
       : new Deno.UnsafePointerView(location).getInt32();
   }
 
-  /**
-   * A pipe whose read end is a Deno file (opened anew through /proc, so Deno
-   * owns that descriptor) and whose write end is a close-on-exec fd.
-   */
+  /** A pipe, both ends close-on-exec. */
   #openPipe(): OutputPipe {
     const fds = new Int32Array(new ArrayBuffer(8));
     if (this.#libc.pipe2(fds, O_CLOEXEC) !== 0) {
       throw new LaunchError(`pipe2: ${this.#strerror(this.#errno())}`);
     }
-    const [readFd, writeFd] = fds;
-    try {
-      return {
-        reader: Deno.openSync(`/proc/self/fd/${readFd}`, { read: true }),
-        writeFd,
-      };
-    } catch (error) {
-      this.#libc.close(writeFd);
-      throw new LaunchError(
-        `cannot open a pipe through /proc: ${(error as Error).message}`,
-      );
-    } finally {
-      this.#libc.close(readFd);
-    }
+    return { readFd: fds[0], writeFd: fds[1] };
   }
 
   async start(request: LaunchRequest): Promise<StartedScript> {
@@ -256,7 +234,9 @@ export class PosixSpawnLauncher implements Launcher {
     let actionsReady = false;
     let pid: number;
     try {
-      pipes.push(this.#openPipe(), this.#openPipe());
+      // One at a time: if the second fails, the first is closed below.
+      pipes.push(this.#openPipe());
+      pipes.push(this.#openPipe());
       const [stdout, stderr] = pipes;
       this.#check(libc.posix_spawn_file_actions_init(actions), "file_actions");
       actionsReady = true;
@@ -298,7 +278,7 @@ export class PosixSpawnLauncher implements Launcher {
       }
       pid = result.pid;
     } catch (error) {
-      for (const pipe of pipes) pipe.reader.close();
+      for (const pipe of pipes) libc.close(pipe.readFd);
       throw error;
     } finally {
       if (actionsReady) libc.posix_spawn_file_actions_destroy(actions);
@@ -306,8 +286,8 @@ export class PosixSpawnLauncher implements Launcher {
       // reader sees the end of the stream when the script's copies close.
       for (const pipe of pipes) libc.close(pipe.writeFd);
     }
-    this.#readOutput(pipes[0].reader, `${request.tag} stdout`);
-    this.#readOutput(pipes[1].reader, `${request.tag} stderr`);
+    this.#readOutput(pipes[0].readFd, `${request.tag} stdout`);
+    this.#readOutput(pipes[1].readFd, `${request.tag} stderr`);
     const end = new Promise<ScriptEnd>((resolve) => {
       this.#children.set(pid, resolve);
     });
@@ -338,24 +318,19 @@ export class PosixSpawnLauncher implements Launcher {
   }
 
   /** Logs a script's output stream line by line until it ends. */
-  async #readOutput(reader: Deno.FsFile, tag: string): Promise<void> {
+  #readOutput(fd: number, tag: string): void {
     const lines = new OutputLines(this.#log, tag);
-    let buffer = new Uint8Array(FIRST_READ_BYTES);
-    try {
-      while (true) {
-        const n = await reader.read(buffer);
-        if (n === null) break;
-        lines.push(buffer.subarray(0, n));
-        if (n === buffer.length && n < READ_BYTES) {
-          buffer = new Uint8Array(READ_BYTES);
-        }
-      }
-    } catch (error) {
-      this.#log.debug(`${tag}: ${(error as Error).message}`);
-    } finally {
+    // The socket owns the fd from here, and closes it at the end.
+    const reader = new Socket({ fd, readable: true, writable: false });
+    this.#readers.add(reader);
+    reader.on("data", (chunk: Uint8Array) => lines.push(chunk));
+    reader.on("error", (error: Error) => {
+      this.#log.debug(`${tag}: ${error.message}`);
+    });
+    reader.on("close", () => {
+      this.#readers.delete(reader);
       lines.end();
-      reader.close();
-    }
+    });
   }
 
   /** Reports the end of `pid` if it has ended; true if it was collected. */
@@ -382,11 +357,13 @@ export class PosixSpawnLauncher implements Launcher {
   };
 
   /**
-   * Stops listening for SIGCHLD. Call it after ScriptRunner.drain, when no
-   * script runs: a child still running is never reported.
+   * Stops reading output and listening for SIGCHLD. Call it after
+   * ScriptRunner.drain, when no script runs: a child still running is never
+   * reported.
    */
   close(): Promise<void> {
     Deno.removeSignalListener("SIGCHLD", this.#reap);
+    for (const reader of this.#readers) reader.destroy();
     this.#library.close();
     return Promise.resolve();
   }

@@ -155,6 +155,35 @@ for (const { kind, described } of LAUNCHERS) {
       },
     );
 
+    await t.step(
+      "40 scripts whose children keep their output open do not hold up the next one",
+      async () => {
+        try {
+          await local.send(
+            ...Array.from({ length: 40 }, (_, i) => ({
+              name: "hold-output",
+              id: `h${i}`,
+            })),
+          );
+          const held = await local.take(40);
+          assertEquals(held.map((a) => a.status), held.map(() => 0));
+          // Output readers that tied up a thread each once stalled this.
+          const next = await local.request({ name: "noop", id: "next" }, 5_000);
+          assertEquals([next.status, next.id], [0, "next"]);
+        } finally {
+          const pids = await Deno.readTextFile(clientPrefix.file("held.pids"))
+            .catch(() => "");
+          for (const pid of pids.split("\n").filter(Boolean)) {
+            try {
+              Deno.kill(Number(pid), "SIGKILL");
+            } catch {
+              // Already gone.
+            }
+          }
+        }
+      },
+    );
+
     await t.step("the daemon stops cleanly and exits 0", async () => {
       const status = await client.stop("SIGTERM");
       assertEquals(status.code, 0);

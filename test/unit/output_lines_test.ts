@@ -50,3 +50,21 @@ Deno.test("a line longer than the cap is logged in parts of the cap", () => {
     "tag: next",
   ]);
 });
+
+Deno.test("a line that ends inside a big chunk is still cut at the cap", () => {
+  const long = "y".repeat(MAX_LINE_CHARS + 10);
+  assertEquals(feed(`${long}\nshort\n`), [
+    `tag: ${"y".repeat(MAX_LINE_CHARS)}`,
+    `tag: ${"y".repeat(10)}`,
+    "tag: short",
+  ]);
+});
+
+Deno.test("a cut never splits a character made of two UTF-16 units", () => {
+  const line = "a".repeat(MAX_LINE_CHARS - 1) + "\u{1f600}" + "b";
+  const logged = feed(`${line}\n`);
+  assertEquals(logged, [
+    `tag: ${"a".repeat(MAX_LINE_CHARS - 1)}`,
+    "tag: \u{1f600}b",
+  ]);
+});
