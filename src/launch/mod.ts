@@ -37,6 +37,10 @@ export function openLauncher(kind: LauncherKind, log: Logger): Launcher {
   }
   const fallback = new CommandLauncher(log, setsid);
   try {
+    // Asked first, so that a missing --allow-ffi never becomes a prompt.
+    if (Deno.permissions.querySync({ name: "ffi" }).state !== "granted") {
+      throw new Error("FFI is not allowed (run with --allow-ffi)");
+    }
     return new PosixSpawnLauncher(log);
   } catch (error) {
     const reason = `posix_spawn cannot be used: ${(error as Error).message}`;

@@ -84,6 +84,8 @@ export interface StartOptions {
   waitReady?: boolean;
   /** How long start may take. */
   timeoutMs?: number;
+  /** Permission flags instead of scripts/permissions.txt. */
+  permissions?: string[];
 }
 
 const READY =
@@ -107,7 +109,13 @@ export class DaemonProcess extends LoggedProcess {
   ): Promise<DaemonProcess> {
     const path = typeof prefix === "string" ? prefix : prefix.path;
     const child = new Deno.Command(Deno.execPath(), {
-      args: ["run", "--quiet", ...PERMISSIONS, MAIN, ...(options.args ?? [])],
+      args: [
+        "run",
+        "--quiet",
+        ...(options.permissions ?? PERMISSIONS),
+        MAIN,
+        ...(options.args ?? []),
+      ],
       env: {
         WSDAEMON_PREFIX: path,
         RUST_BACKTRACE: "0",
