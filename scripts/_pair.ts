@@ -10,7 +10,13 @@
  * @module
  */
 
-import { DaemonProcess, freePort, Prefix } from "../test/helpers/daemon.ts";
+import {
+  clientConfig,
+  DaemonProcess,
+  freePort,
+  Prefix,
+  serverConfig,
+} from "../test/helpers/daemon.ts";
 import { LocalClient } from "../test/helpers/local_client.ts";
 import { until } from "../test/helpers/wait.ts";
 
@@ -111,13 +117,10 @@ export async function startScriptPair(
   try {
     // Port 0 needs the ready line to learn the port; quiet daemons get one
     // picked here (a small race with other programs, acceptable for a script).
-    const serverPrefix = await makePrefix({
-      mode: "server",
-      port: verbose ? 0 : freePort(),
-      host: "127.0.0.1",
-      name: "server",
-      logLevel,
-    }, scripts);
+    const serverPrefix = await makePrefix(
+      serverConfig({ port: verbose ? 0 : freePort(), logLevel }),
+      scripts,
+    );
     prefixes.push(serverPrefix);
     const server = await DaemonProcess.start(serverPrefix, {
       waitReady: verbose,
@@ -131,15 +134,10 @@ export async function startScriptPair(
       );
       url = `ws://127.0.0.1:${config.port}`;
     }
-    const clientPrefix = await makePrefix({
-      mode: "client",
-      proxy: "127.0.0.1",
-      port: Number(new URL(url).port),
-      name: "client",
-      reconnectMinMs: 50,
-      reconnectMaxMs: 500,
-      logLevel,
-    }, scripts);
+    const clientPrefix = await makePrefix(
+      clientConfig(Number(new URL(url).port), { logLevel }),
+      scripts,
+    );
     prefixes.push(clientPrefix);
     const client = await DaemonProcess.start(clientPrefix, {
       waitReady: verbose,

@@ -90,10 +90,9 @@ async function viaDaemon(
 }
 
 /**
- * The floor: Deno starts the script and collects its output, with the
- * options ScriptRunner.run uses. Deno 2.9.6's `output()` ignores `detached`
- * (the child stays in this process group), so this is the vfork path; a
- * detached `spawn()` calls setsid in the child, which makes it a full fork.
+ * The floor: Deno starting the same script directly and collecting its
+ * output, `Command.output()`, its cheapest way (no process group of the
+ * script's own, which the daemon adds).
  */
 async function spawnDirect(prefix: string, path: string): Promise<void> {
   const { code } = await new Deno.Command(path, {
@@ -106,7 +105,6 @@ async function spawnDirect(prefix: string, path: string): Promise<void> {
     stdin: "null",
     stdout: "piped",
     stderr: "piped",
-    detached: true,
   }).output();
   if (code !== 0) throw new Error(`${path} exited ${code}`);
 }

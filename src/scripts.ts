@@ -73,13 +73,20 @@ function killGroup(pid: number): void {
   }
 }
 
+/** A run from its launch on: `pid` once the script has started. */
+interface RunningScript {
+  pid?: number;
+  /** Settles when the run is over, however it ended. */
+  done: Promise<unknown>;
+}
+
 export class ScriptRunner {
   readonly #prefix: string;
   readonly #scriptsDir: string;
   readonly #log: Logger;
   readonly #launcher: Launcher;
-  /** Runs from their launch on; `pid` once the script has started. */
-  readonly #running = new Set<{ pid?: number; done: Promise<unknown> }>();
+  /** Runs from their launch on. */
+  readonly #running = new Set<RunningScript>();
   /** Set by drain(): a run that has not been launched must not start. */
   #closed = false;
   /** Set by drain() past the grace period: a script that starts is killed. */
@@ -90,11 +97,6 @@ export class ScriptRunner {
     this.#scriptsDir = join(prefix, "scripts");
     this.#log = log;
     this.#launcher = launcher;
-  }
-
-  /** How many scripts are running now. */
-  get running(): number {
-    return this.#running.size;
   }
 
   /** Runs one script to its end; never throws, every failure is a status. */
@@ -151,15 +153,13 @@ export class ScriptRunner {
       request.hasId ? ` id=${JSON.stringify(request.id)}` : ""
     }`;
     // Listed before the launch, which takes time: drain() must wait for it.
-    const entry: { pid?: number; done: Promise<unknown> } = {
-      done: Promise.resolve(),
-    };
-    const done = this.#launchAndWait(request, path, arg, tag, entry);
-    entry.done = done;
+    const entry: RunningScript = { done: Promise.resolve() };
+    const outcome = this.#launchAndWait(request, path, arg, tag, entry);
+    entry.done = outcome;
     this.#running.add(entry);
     try {
-      const outcome = await done;
-      return typeof outcome === "string" ? cannotRun(outcome) : status(outcome);
+      const ended = await outcome;
+      return typeof ended === "string" ? cannotRun(ended) : status(ended);
     } finally {
       this.#running.delete(entry);
     }
@@ -171,7 +171,7 @@ export class ScriptRunner {
     path: string,
     arg: string,
     tag: string,
-    entry: { pid?: number },
+    entry: RunningScript,
   ): Promise<StatusData | string> {
     let started;
     try {

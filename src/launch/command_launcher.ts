@@ -68,7 +68,10 @@ export class CommandLauncher implements Launcher {
       : `Deno.Command through ${this.#setsid}`;
   }
 
-  start({ path, arg, env, tag }: LaunchRequest): Promise<StartedScript> {
+  // deno-lint-ignore require-await -- async so that a failed spawn rejects.
+  async start(
+    { path, arg, env, tag }: LaunchRequest,
+  ): Promise<StartedScript> {
     let child: Deno.ChildProcess;
     try {
       child = new Deno.Command(this.#setsid ?? path, {
@@ -80,13 +83,13 @@ export class CommandLauncher implements Launcher {
         detached: this.#setsid === undefined,
       }).spawn();
     } catch (error) {
-      return Promise.reject(new LaunchError((error as Error).message));
+      throw new LaunchError((error as Error).message);
     }
     // Output is logged as it comes, but the end does not wait for the pipes:
     // a background child of the script may hold them open for long.
     logLines(child.stdout, this.#log, `${tag} stdout`);
     const stderr = logLines(child.stderr, this.#log, `${tag} stderr`);
-    return Promise.resolve({ pid: child.pid, end: this.#end(child, stderr) });
+    return { pid: child.pid, end: this.#end(child, stderr) };
   }
 
   async #end(

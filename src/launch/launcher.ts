@@ -38,7 +38,7 @@ export interface LaunchRequest {
 export type ScriptEnd =
   | { kind: "exited"; code: number }
   | { kind: "signaled"; signal: string; number: number }
-  /** The program could not be executed (bad interpreter, no `#!`, …). */
+  /** The program could not be executed (a missing `#!` interpreter, …). */
   | { kind: "not-started"; reason: string }
   /** It ran, but how it ended cannot be known (another waiter reaped it). */
   | { kind: "lost"; reason: string };
@@ -54,7 +54,7 @@ export interface Launcher {
   readonly description: string;
   /** Starts a script; rejects with `LaunchError` if it cannot start at all. */
   start(request: LaunchRequest): Promise<StartedScript>;
-  /** Stops reading output and frees what the launcher holds. */
+  /** Frees what the launcher holds; call when no script runs. */
   close(): Promise<void>;
 }
 

@@ -165,7 +165,10 @@ export class PosixSpawnLauncher implements Launcher {
     try {
       const libc = this.#libc;
       const attributes = this.#attributes;
-      this.#check(libc.posix_spawnattr_init(attributes), "spawnattr_init");
+      this.#check(
+        libc.posix_spawnattr_init(attributes),
+        "posix_spawnattr_init",
+      );
       const none = new Uint8Array(new ArrayBuffer(SIGSET_BYTES));
       const all = new Uint8Array(new ArrayBuffer(SIGSET_BYTES));
       libc.sigemptyset(none);
@@ -174,11 +177,11 @@ export class PosixSpawnLauncher implements Launcher {
       // default: Deno ignores SIGPIPE, which a script must not inherit.
       this.#check(
         libc.posix_spawnattr_setsigmask(attributes, none),
-        "spawnattr_setsigmask",
+        "posix_spawnattr_setsigmask",
       );
       this.#check(
         libc.posix_spawnattr_setsigdefault(attributes, all),
-        "spawnattr_setsigdefault",
+        "posix_spawnattr_setsigdefault",
       );
       // glibc before 2.26 refuses POSIX_SPAWN_SETSID here.
       this.#check(
@@ -186,7 +189,7 @@ export class PosixSpawnLauncher implements Launcher {
           attributes,
           POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF,
         ),
-        "spawnattr_setflags(POSIX_SPAWN_SETSID)",
+        "posix_spawnattr_setflags(POSIX_SPAWN_SETSID)",
       );
     } catch (error) {
       this.#library.close();
@@ -200,7 +203,7 @@ export class PosixSpawnLauncher implements Launcher {
 
   #check(result: number, what: string): void {
     if (result !== 0) {
-      throw new LaunchError(`posix_${what}: ${this.#strerror(result)}`);
+      throw new LaunchError(`${what}: ${this.#strerror(result)}`);
     }
   }
 
@@ -238,7 +241,10 @@ export class PosixSpawnLauncher implements Launcher {
       pipes.push(this.#openPipe());
       pipes.push(this.#openPipe());
       const [stdout, stderr] = pipes;
-      this.#check(libc.posix_spawn_file_actions_init(actions), "file_actions");
+      this.#check(
+        libc.posix_spawn_file_actions_init(actions),
+        "posix_spawn_file_actions_init",
+      );
       actionsReady = true;
       this.#check(
         libc.posix_spawn_file_actions_addopen(
@@ -248,15 +254,15 @@ export class PosixSpawnLauncher implements Launcher {
           O_RDONLY,
           0,
         ),
-        "file_actions_addopen",
+        "posix_spawn_file_actions_addopen",
       );
       this.#check(
         libc.posix_spawn_file_actions_adddup2(actions, stdout.writeFd, 1),
-        "file_actions_adddup2",
+        "posix_spawn_file_actions_adddup2",
       );
       this.#check(
         libc.posix_spawn_file_actions_adddup2(actions, stderr.writeFd, 2),
-        "file_actions_adddup2",
+        "posix_spawn_file_actions_adddup2",
       );
       const envp = cStringArray([
         ...Object.entries(request.env).map(([key, value]) =>
@@ -333,22 +339,18 @@ export class PosixSpawnLauncher implements Launcher {
     });
   }
 
-  /** Reports the end of `pid` if it has ended; true if it was collected. */
-  #reapOne(pid: number): boolean {
+  /** Reports the end of `pid` if it has ended. */
+  #reapOne(pid: number): void {
     const resolve = this.#children.get(pid);
-    if (resolve === undefined) return false;
+    if (resolve === undefined) return;
     const result = this.#libc.waitpid(pid, this.#waitStatus, WNOHANG);
     if (result === pid) {
       this.#children.delete(pid);
       resolve(decodeWaitStatus(this.#waitStatus[0]));
-      return true;
-    }
-    if (result < 0 && this.#errno() === ECHILD) {
+    } else if (result < 0 && this.#errno() === ECHILD) {
       this.#children.delete(pid);
       resolve({ kind: "lost", reason: "its exit status was lost" });
-      return true;
     }
-    return false;
   }
 
   /** On SIGCHLD (several may arrive as one): collects every ended child. */

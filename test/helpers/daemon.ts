@@ -167,27 +167,48 @@ export interface PairOptions {
   scripts?: string[];
 }
 
-/** Starts a server, then a client, and waits until they have said hello. */
-export async function startPair(options: PairOptions = {}): Promise<Pair> {
-  const serverPrefix = await Prefix.create({
+/** A server config on loopback for tests; port 0 picks a free port. */
+export function serverConfig(
+  fields: Record<string, unknown> = {},
+): Record<string, unknown> {
+  return {
     mode: "server",
     port: 0,
     host: "127.0.0.1",
     name: "server",
-    ...options.server,
-  }, { scripts: options.scripts });
-  const server = await DaemonProcess.start(serverPrefix, {
-    args: options.args,
-  });
-  const clientPrefix = await Prefix.create({
+    ...fields,
+  };
+}
+
+/** A client config for tests, pointed at `port` on loopback, quick to reconnect. */
+export function clientConfig(
+  port: number,
+  fields: Record<string, unknown> = {},
+): Record<string, unknown> {
+  return {
     mode: "client",
     proxy: "127.0.0.1",
-    port: server.port,
+    port,
     name: "client",
     reconnectMinMs: 50,
     reconnectMaxMs: 500,
-    ...options.client,
-  }, { scripts: options.scripts });
+    ...fields,
+  };
+}
+
+/** Starts a server, then a client, and waits until they have said hello. */
+export async function startPair(options: PairOptions = {}): Promise<Pair> {
+  const serverPrefix = await Prefix.create(
+    serverConfig(options.server),
+    { scripts: options.scripts },
+  );
+  const server = await DaemonProcess.start(serverPrefix, {
+    args: options.args,
+  });
+  const clientPrefix = await Prefix.create(
+    clientConfig(server.port, options.client),
+    { scripts: options.scripts },
+  );
   const client = await DaemonProcess.start(clientPrefix, {
     args: options.args,
   });

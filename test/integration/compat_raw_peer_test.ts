@@ -8,7 +8,12 @@
  */
 
 import { assert, assertEquals } from "../helpers/assert.ts";
-import { DaemonProcess, Prefix } from "../helpers/daemon.ts";
+import {
+  clientConfig,
+  DaemonProcess,
+  Prefix,
+  serverConfig,
+} from "../helpers/daemon.ts";
 import { LocalClient } from "../helpers/local_client.ts";
 import {
   type RawConnection,
@@ -174,14 +179,9 @@ async function checkIgnored(conn: RawConnection): Promise<void> {
 
 Deno.test("a client daemon speaks literal Part 1 frames to an original-style server", async () => {
   await using peer = RawPeerServer.listen();
-  await using prefix = await Prefix.create({
-    mode: "client",
-    proxy: "127.0.0.1",
-    port: peer.port,
-    name: "client",
-    reconnectMinMs: 50,
-    reconnectMaxMs: 500,
-  }, { scripts: ["exit-with"] });
+  await using prefix = await Prefix.create(clientConfig(peer.port), {
+    scripts: ["exit-with"],
+  });
   await using daemon = await DaemonProcess.start(prefix);
 
   const conn = await peer.accept();
@@ -201,12 +201,9 @@ Deno.test("a client daemon speaks literal Part 1 frames to an original-style ser
 });
 
 Deno.test("a server daemon speaks literal Part 1 frames to an original-style client", async () => {
-  await using prefix = await Prefix.create({
-    mode: "server",
-    port: 0,
-    host: "127.0.0.1",
-    name: "server",
-  }, { scripts: ["exit-with"] });
+  await using prefix = await Prefix.create(serverConfig(), {
+    scripts: ["exit-with"],
+  });
   await using daemon = await DaemonProcess.start(prefix);
   await using conn = await RawPeerClient.connect(daemon.url);
 

@@ -13,10 +13,12 @@
 
 import { assert, assertEquals } from "../helpers/assert.ts";
 import {
+  clientConfig,
   DaemonProcess,
   freePort,
   ORIGINAL,
   Prefix,
+  serverConfig,
 } from "../helpers/daemon.ts";
 import { LocalClient } from "../helpers/local_client.ts";
 import { type OriginalProcess, startOriginal } from "../helpers/original.ts";
@@ -96,12 +98,9 @@ Deno.test({
     "our server daemon and an original client run each other's scripts, statuses back by id",
   ignore: !ORIGINAL,
   async fn() {
-    await using serverPrefix = await Prefix.create({
-      mode: "server",
-      port: 0,
-      host: "127.0.0.1",
-      name: "server",
-    }, { scripts: ["exit-with"] });
+    await using serverPrefix = await Prefix.create(serverConfig(), {
+      scripts: ["exit-with"],
+    });
     await using server = await DaemonProcess.start(serverPrefix);
     await using originalPrefix = await Prefix.create({
       mode: "client",
@@ -132,14 +131,9 @@ Deno.test({
       { scripts: ["exit-with"] },
     );
     await using original = await startOriginal(originalPrefix);
-    await using clientPrefix = await Prefix.create({
-      mode: "client",
-      proxy: "127.0.0.1",
-      port,
-      name: "client",
-      reconnectMinMs: 50,
-      reconnectMaxMs: 500,
-    }, { scripts: ["exit-with"] });
+    await using clientPrefix = await Prefix.create(clientConfig(port), {
+      scripts: ["exit-with"],
+    });
     await using client = await DaemonProcess.start(clientPrefix);
     await client.waitForLog(/\bconnected to ws:/, TIMEOUT);
     await original.waitForLog(/Endpoint 0 connected from/, TIMEOUT);

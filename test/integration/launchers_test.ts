@@ -8,9 +8,11 @@
 
 import { assertEquals, assertMatch } from "../helpers/assert.ts";
 import {
+  clientConfig,
   DaemonProcess,
   PERMISSIONS,
   Prefix,
+  serverConfig,
   startPair,
 } from "../helpers/daemon.ts";
 import { LocalClient } from "../helpers/local_client.ts";
@@ -201,12 +203,9 @@ for (const { kind, described } of LAUNCHERS) {
 }
 
 Deno.test('"auto" without --allow-ffi says why and starts scripts with setsid(1)', async () => {
-  await using serverPrefix = await Prefix.create({
-    mode: "server",
-    port: 0,
-    host: "127.0.0.1",
-    name: "server",
-  }, { scripts: ["exit-with", "noop"] });
+  await using serverPrefix = await Prefix.create(serverConfig(), {
+    scripts: ["exit-with", "noop"],
+  });
   await using server = await DaemonProcess.start(serverPrefix, {
     permissions: PERMISSIONS.filter((flag) => flag !== "--allow-ffi"),
     args: ["--log-level", "debug"],
@@ -214,12 +213,9 @@ Deno.test('"auto" without --allow-ffi says why and starts scripts with setsid(1)
   await server.waitForLog(
     /posix_spawn cannot be used: FFI is not allowed.*Deno\.Command through/,
   );
-  await using clientPrefix = await Prefix.create({
-    mode: "client",
-    proxy: "127.0.0.1",
-    port: server.port,
-    name: "client",
-  }, { scripts: [] });
+  await using clientPrefix = await Prefix.create(clientConfig(server.port), {
+    scripts: [],
+  });
   await using client = await DaemonProcess.start(clientPrefix);
   await server.waitForLog(/peer client .* says hello/);
   await using local = await LocalClient.connect(client.socket);

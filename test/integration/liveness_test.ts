@@ -6,7 +6,7 @@
  */
 
 import { assert, assertEquals, assertMatch } from "../helpers/assert.ts";
-import { DaemonProcess, Prefix } from "../helpers/daemon.ts";
+import { DaemonProcess, Prefix, serverConfig } from "../helpers/daemon.ts";
 import { type Answer, LocalClient } from "../helpers/local_client.ts";
 import {
   type RawConnection,
@@ -185,13 +185,10 @@ async function answeringClient(url: string) {
 }
 
 Deno.test("a client that stops reading is disconnected, each of its requests answers -2 once, and the server goes on", async () => {
-  await using prefix = await Prefix.create({
-    mode: "server",
-    port: 0,
-    host: "127.0.0.1",
-    name: "server",
-    maxBufferedBytes: BUDGET,
-  }, { scripts: ["noop"] });
+  await using prefix = await Prefix.create(
+    serverConfig({ maxBufferedBytes: BUDGET }),
+    { scripts: ["noop"] },
+  );
   await using server = await DaemonProcess.start(prefix);
 
   // client#1 reads and answers; client#2 completes the upgrade, reads the

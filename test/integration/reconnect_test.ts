@@ -1,5 +1,10 @@
 import { assert, assertEquals } from "../helpers/assert.ts";
-import { DaemonProcess, Prefix } from "../helpers/daemon.ts";
+import {
+  clientConfig,
+  DaemonProcess,
+  Prefix,
+  serverConfig,
+} from "../helpers/daemon.ts";
 import { LocalClient } from "../helpers/local_client.ts";
 import { until } from "../helpers/wait.ts";
 
@@ -7,25 +12,15 @@ const HELLO_FROM_SERVER = /peer server .* says hello/;
 const HELLO_FROM_CLIENT = /peer client .* says hello/;
 
 Deno.test("the client reconnects after the server restarts, logging the outage once", async () => {
-  await using serverPrefix = await Prefix.create({
-    mode: "server",
-    port: 0,
-    host: "127.0.0.1",
-    name: "server",
-  });
+  await using serverPrefix = await Prefix.create(serverConfig());
   const first = await DaemonProcess.start(serverPrefix);
   await using _first = first;
   const port = first.port;
   const url = `ws://127.0.0.1:${port}`;
 
-  await using clientPrefix = await Prefix.create({
-    mode: "client",
-    proxy: "127.0.0.1",
-    port,
-    name: "client",
-    reconnectMinMs: 50,
-    reconnectMaxMs: 200,
-  });
+  await using clientPrefix = await Prefix.create(
+    clientConfig(port, { reconnectMaxMs: 200 }),
+  );
   await using client = await DaemonProcess.start(clientPrefix, {
     args: ["--log-level", "debug"],
   });
@@ -60,12 +55,7 @@ Deno.test("the client reconnects after the server restarts, logging the outage o
   );
 
   // Same prefix, same port: the client's config still points there.
-  await serverPrefix.writeConfig({
-    mode: "server",
-    port,
-    host: "127.0.0.1",
-    name: "server",
-  });
+  await serverPrefix.writeConfig(serverConfig({ port }));
   await using second = await DaemonProcess.start(serverPrefix);
   assertEquals(second.port, port);
   await Promise.all([

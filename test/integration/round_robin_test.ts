@@ -1,5 +1,10 @@
 import { assert, assertEquals } from "../helpers/assert.ts";
-import { DaemonProcess, Prefix } from "../helpers/daemon.ts";
+import {
+  clientConfig,
+  DaemonProcess,
+  Prefix,
+  serverConfig,
+} from "../helpers/daemon.ts";
 import { type Answer, LocalClient } from "../helpers/local_client.ts";
 
 const CLIENTS = ["c1", "c2", "c3"];
@@ -25,26 +30,16 @@ async function outFiles(prefix: Prefix): Promise<string[]> {
 Deno.test("a server spreads requests over 3 clients in turn and each answer returns to its asker", async () => {
   await using stack = new AsyncDisposableStack();
   const serverPrefix = stack.use(
-    await Prefix.create({
-      mode: "server",
-      port: 0,
-      host: "127.0.0.1",
-      name: "server",
-    }, { scripts: ["record", "noop"] }),
+    await Prefix.create(serverConfig(), { scripts: ["record", "noop"] }),
   );
   const server = stack.use(await DaemonProcess.start(serverPrefix));
 
   const prefixes = new Map<string, Prefix>();
   await Promise.all(CLIENTS.map(async (name) => {
     const prefix = stack.use(
-      await Prefix.create({
-        mode: "client",
-        proxy: "127.0.0.1",
-        port: server.port,
-        name,
-        reconnectMinMs: 50,
-        reconnectMaxMs: 500,
-      }, { scripts: ["record", "noop"] }),
+      await Prefix.create(clientConfig(server.port, { name }), {
+        scripts: ["record", "noop"],
+      }),
     );
     prefixes.set(name, prefix);
     const client = stack.use(await DaemonProcess.start(prefix));

@@ -1,8 +1,10 @@
 import { assert, assertEquals, assertMatch } from "../helpers/assert.ts";
 import {
+  clientConfig,
   DaemonProcess,
   freePort,
   Prefix,
+  serverConfig,
   startPair,
 } from "../helpers/daemon.ts";
 import { type Answer, LocalClient } from "../helpers/local_client.ts";
@@ -62,20 +64,14 @@ function statusLineOf(bytes: number, id: string): string {
 }
 
 Deno.test("a daemon without a peer answers locally", async (t) => {
-  await using serverPrefix = await Prefix.create({
-    mode: "server",
-    port: 0,
-    host: "127.0.0.1",
-    name: "server",
-    maxMessageBytes: 1024,
-  }, { scripts: ["noop"] });
+  await using serverPrefix = await Prefix.create(
+    serverConfig({ maxMessageBytes: 1024 }),
+    { scripts: ["noop"] },
+  );
   // Nothing listens on this port: the client never gets its server.
-  await using clientPrefix = await Prefix.create({
-    mode: "client",
-    proxy: "127.0.0.1",
-    port: freePort(),
-    name: "client",
-  }, { scripts: ["noop"] });
+  await using clientPrefix = await Prefix.create(clientConfig(freePort()), {
+    scripts: ["noop"],
+  });
   await using server = await DaemonProcess.start(serverPrefix);
   await using client = await DaemonProcess.start(clientPrefix);
 
