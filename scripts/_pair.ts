@@ -22,6 +22,9 @@ import { until } from "../test/helpers/wait.ts";
 
 const START_TIMEOUT_MS = 15_000;
 
+/** The bench measures the relay, not the limits that guard it. */
+const UNLIMITED = { rate: 1_000_000, maxRunning: 1024, maxInFlight: 100_000 };
+
 export interface ScriptPairOptions {
   /** Script name → file body, written executable into both prefixes. */
   scripts: Record<string, string>;
@@ -118,7 +121,7 @@ export async function startScriptPair(
     // Port 0 needs the ready line to learn the port; quiet daemons get one
     // picked here (a small race with other programs, acceptable for a script).
     const serverPrefix = await makePrefix(
-      serverConfig({ port: verbose ? 0 : freePort(), logLevel }),
+      serverConfig({ port: verbose ? 0 : freePort(), logLevel, ...UNLIMITED }),
       scripts,
     );
     prefixes.push(serverPrefix);
@@ -135,7 +138,7 @@ export async function startScriptPair(
       url = `ws://127.0.0.1:${config.port}`;
     }
     const clientPrefix = await makePrefix(
-      clientConfig(Number(new URL(url).port), { logLevel }),
+      clientConfig(Number(new URL(url).port), { logLevel, ...UNLIMITED }),
       scripts,
     );
     prefixes.push(clientPrefix);

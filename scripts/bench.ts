@@ -346,7 +346,7 @@ const quiet = new Logger("error");
 for (const kind of LAUNCHERS) {
   let launcher: Launcher;
   try {
-    launcher = openLauncher(kind, quiet);
+    launcher = openLauncher(kind, quiet, Deno.env.toObject());
   } catch (error) {
     console.log(`    ${kind.padEnd(38)} n/a: ${(error as Error).message}`);
     continue;

@@ -6,10 +6,13 @@
  * @module
  */
 
-import { join } from "node:path";
 import { z } from "zod";
 import { LAUNCHER_KINDS } from "./launch/launcher.ts";
 import { LOG_LEVELS, type LogLevel } from "./log.ts";
+import { parsePin } from "./tls/pin.ts";
+
+/** A `host:port` listen address. */
+export const HOST_PORT = /^.+:\d{1,5}$/;
 
 /** The prefix used when neither `--prefix` nor `WSDAEMON_PREFIX` is given. */
 export const DEFAULT_PREFIX = "/root/ws-daemon";
@@ -24,6 +27,43 @@ export class ConfigError extends Error {
 
 const port = z.number().int().min(0).max(65535);
 const positiveMs = z.number().int().positive();
+const count = z.number().int().min(1);
+
+/** Secrets this short can be guessed; the config refuses them. */
+export const MIN_SECRET_BYTES = 16;
+const secret = z.string().refine(
+  (text) => new TextEncoder().encode(text).length >= MIN_SECRET_BYTES,
+  `a secret of at least ${MIN_SECRET_BYTES} bytes`,
+);
+/** A path to a file, relative to the prefix or absolute. */
+const filePath = z.string().min(1);
+/** Script names or globs with `*`. */
+const nameGlobs = z.array(z.string().min(1).max(255));
+/** Peer names, as in HELLO and in `peers`. */
+export const PEER_NAME = /^[A-Za-z0-9_][A-Za-z0-9._-]{0,63}$/;
+
+/**
+ * Requests per second with a burst (a token bucket). A bare number means that
+ * rate with a burst of twice as many.
+ */
+const rate = z.union([
+  z.number().positive(),
+  z.object({
+    perSecond: z.number().positive(),
+    burst: z.number().int().min(1).optional(),
+  }).strict(),
+]).transform((value) =>
+  typeof value === "number"
+    ? { perSecond: value, burst: Math.max(1, Math.ceil(value * 2)) }
+    : {
+      perSecond: value.perSecond,
+      burst: value.burst ?? Math.max(1, Math.ceil(value.perSecond * 2)),
+    }
+);
+export type Rate = { perSecond: number; burst: number };
+
+/** Environment names matched by default by `scrubEnv`. */
+export const DEFAULT_SCRUB_ENV = ["*SECRET*", "*TOKEN*", "*PASSWORD*", "*KEY*"];
 
 /** Keys both modes share. */
 const common = {
@@ -33,7 +73,7 @@ const common = {
   socketMode: z.string().regex(/^0?[0-7]{3}$/, 'an octal mode like "0600"')
     .default("0600"),
   /** `host:port` for a TCP local listener instead of the Unix socket. */
-  localTcp: z.string().regex(/^.+:\d{1,5}$/, '"host:port"').optional(),
+  localTcp: z.string().regex(HOST_PORT, '"host:port"').optional(),
   /** The longest local line or peer frame accepted, in bytes. */
   maxMessageBytes: z.number().int().min(256).max(64 * 1024 * 1024).default(
     1024 * 1024,
@@ -51,7 +91,33 @@ const common = {
    * where it cannot work.
    */
   scriptLauncher: z.enum(LAUNCHER_KINDS).default("auto"),
+  /**
+   * Server: how long a connection may take to finish its upgrade and say
+   * HELLO. Client: how long one connection attempt may take.
+   */
+  handshakeTimeoutMs: positiveMs.default(10_000),
+  /** Local connections open at once; one more is refused with -5. */
+  maxLocalConnections: count.default(256),
+  /** Scripts running at once on this daemon. */
+  maxRunning: count.default(64),
+  /** Requests waiting for a free run slot; one more is refused -5 "busy". */
+  maxQueued: z.number().int().min(0).default(1024),
+  /** Requests one local connection may have in flight; more are refused -5. */
+  maxInFlight: count.default(1024),
+  /** Requests per second per peer and per local connection. */
+  rate: rate.default({ perSecond: 1000, burst: 2000 }),
+  /** Environment variables never passed to scripts (globs, any case). */
+  scrubEnv: z.array(z.string().min(1)).default(DEFAULT_SCRUB_ENV),
 };
+
+const peerEntry = z.object({
+  token: secret.optional(),
+  tokenFile: filePath.optional(),
+  /** Scripts this peer may run here (globs); unset: every script. */
+  scripts: nameGlobs.optional(),
+  /** `&cmd` codes this peer may send; unset: every code. */
+  commands: z.array(z.string().min(1)).optional(),
+}).strict();
 
 const serverSchema = z.object({
   mode: z.literal("server"),
@@ -61,6 +127,18 @@ const serverSchema = z.object({
    * `0.0.0.0` where IPv6 is off), as the original.
    */
   host: z.string().min(1).optional(),
+  /** One secret every client presents. */
+  secret: secret.optional(),
+  secretFile: filePath.optional(),
+  /** Named peers, each with its own token and what it may do. */
+  peers: z.record(z.string().regex(PEER_NAME, "a peer name"), peerEntry)
+    .optional(),
+  /** PEM certificate and key: the server speaks wss://. */
+  tls: z.object({ cert: filePath, key: filePath }).strict().optional(),
+  /** Client connections at once; one more is answered 503. */
+  maxPeers: count.default(256),
+  /** Origins a browser upgrade may come from; unset: any. */
+  allowedOrigins: z.array(z.string().min(1)).optional(),
   ...common,
 });
 
@@ -71,13 +149,57 @@ const clientSchema = z.object({
   port: port.optional(),
   reconnectMinMs: positiveMs.default(250),
   reconnectMaxMs: positiveMs.default(30_000),
+  /** Presented to the server as `Authorization: Bearer <secret>`. */
+  secret: secret.optional(),
+  secretFile: filePath.optional(),
+  /** PEM file of a CA trusted in addition to the system's (wss://). */
+  ca: filePath.optional(),
+  /** The server certificate's SHA-256 fingerprint; only it is accepted. */
+  pin: z.string().refine(
+    (text) => parsePin(text) !== undefined,
+    'a pin like "sha256:<64 hex digits>"',
+  ).transform((text) => parsePin(text)!).optional(),
+  /** Scripts the server may run here (globs); unset: every script. */
+  peerScripts: nameGlobs.optional(),
   ...common,
 });
 
 const schema = z.discriminatedUnion("mode", [serverSchema, clientSchema]);
 
-export type ServerConfig = z.infer<typeof serverSchema>;
-export type ClientConfig = z.infer<typeof clientSchema> & { url: string };
+/** A peer of a server, with its token read (from `token` or `tokenFile`). */
+export interface PeerEntry {
+  name: string;
+  token: string;
+  scripts?: string[];
+  commands?: string[];
+}
+
+/**
+ * What a server trusts, resolved by `loadConfig` from the config, the files
+ * it names and the environment. Neither a secret nor peers: open, as the
+ * original.
+ */
+export interface ServerTrust {
+  secret?: string;
+  peers: PeerEntry[];
+  /** PEM texts of the certificate and key. */
+  tls?: { cert: string; key: string };
+}
+
+/** What a client presents and trusts, resolved by `loadConfig`. */
+export interface ClientTrust {
+  secret?: string;
+  /** PEM text of the extra CA. */
+  ca?: string;
+}
+
+export type ServerConfig = z.infer<typeof serverSchema> & {
+  trust: ServerTrust;
+};
+export type ClientConfig = z.infer<typeof clientSchema> & {
+  url: string;
+  trust: ClientTrust;
+};
 export type Config = ServerConfig | ClientConfig;
 
 const KNOWN_KEYS = new Set([
@@ -91,8 +213,14 @@ export interface LoadedConfig {
   warnings: string[];
 }
 
-function describe(value: unknown): string {
+/** Fields whose values never appear in a message. */
+const SECRET_FIELD = /^(secret|token)$/;
+
+function describe(value: unknown, path: PropertyKey[] = []): string {
   if (value === undefined) return "nothing";
+  if (typeof value === "string" && SECRET_FIELD.test(String(path.at(-1)))) {
+    return `a string of ${new TextEncoder().encode(value).length} bytes`;
+  }
   const text = JSON.stringify(value);
   return text.length > 60 ? text.slice(0, 57) + "..." : text;
 }
@@ -155,7 +283,7 @@ export function parseConfig(input: unknown, file: string): LoadedConfig {
     const field = issue.path.join(".");
     throw new ConfigError(
       `${file}: field "${field}": expected ${expected(issue)}, found ${
-        describe(fieldValue(input, issue.path))
+        describe(fieldValue(input, issue.path), issue.path)
       }`,
     );
   }
@@ -172,13 +300,71 @@ export function parseConfig(input: unknown, file: string): LoadedConfig {
         : `${file}: unknown field "${key}" is ignored`
     );
   const parsed = result.data;
-  if (parsed.mode === "server") return { config: parsed, warnings };
+  if (parsed.mode === "server") {
+    const peers = Object.entries(parsed.peers ?? {}).map(([name, entry]) => {
+      if ((entry.token === undefined) === (entry.tokenFile === undefined)) {
+        throw new ConfigError(
+          `${file}: field "peers.${name}": expected exactly one of "token" and "tokenFile", found ${
+            entry.token === undefined ? "neither" : "both"
+          }`,
+        );
+      }
+      return {
+        name,
+        token: entry.token ?? "",
+        scripts: entry.scripts,
+        commands: entry.commands,
+      };
+    });
+    oneOf(file, parsed, "secret", "secretFile");
+    return {
+      config: {
+        ...parsed,
+        trust: { secret: parsed.secret, peers },
+      },
+      warnings,
+    };
+  }
+  oneOf(file, parsed, "secret", "secretFile");
+  if (
+    (parsed.pin !== undefined || parsed.ca !== undefined) &&
+    !/^wss:\/\//i.test(parsed.proxy)
+  ) {
+    throw new ConfigError(
+      `${file}: field "${
+        parsed.pin !== undefined ? "pin" : "ca"
+      }": expected "proxy" to be a wss:// URL (TLS), found ${
+        describe(parsed.proxy)
+      }`,
+    );
+  }
   if (parsed.reconnectMinMs > parsed.reconnectMaxMs) {
     throw new ConfigError(
       `${file}: field "reconnectMinMs": expected at most reconnectMaxMs (${parsed.reconnectMaxMs}), found ${parsed.reconnectMinMs}`,
     );
   }
-  return { config: { ...parsed, url: clientUrl(parsed, file) }, warnings };
+  return {
+    config: {
+      ...parsed,
+      url: clientUrl(parsed, file),
+      trust: { secret: parsed.secret },
+    },
+    warnings,
+  };
+}
+
+/** Refuses a config that sets both of two alternative fields. */
+function oneOf(
+  file: string,
+  parsed: Record<string, unknown>,
+  a: string,
+  b: string,
+): void {
+  if (parsed[a] !== undefined && parsed[b] !== undefined) {
+    throw new ConfigError(
+      `${file}: field "${b}": expected either "${a}" or "${b}", found both`,
+    );
+  }
 }
 
 /** The server URL of a client config: `proxy` as a URL, or a bare host. */
@@ -232,31 +418,6 @@ function clientUrl(
     ? `[${proxy}]`
     : proxy;
   return `ws://${host}:${port}`;
-}
-
-/** Reads and validates `<prefix>/config.json`. */
-export async function loadConfig(prefix: string): Promise<LoadedConfig> {
-  const file = join(prefix, "config.json");
-  let text: string;
-  try {
-    text = await Deno.readTextFile(file);
-  } catch (error) {
-    const reason = error instanceof Deno.errors.NotFound
-      ? "file not found (set WSDAEMON_PREFIX or --prefix to the folder that holds config.json)"
-      : (error as Error).message;
-    throw new ConfigError(`${file}: cannot read: ${reason}`);
-  }
-  let input: unknown;
-  try {
-    input = JSON.parse(text);
-  } catch (error) {
-    throw new ConfigError(
-      `${file}: expected valid JSON, found a syntax error: ${
-        (error as Error).message.replace(/\s+/g, " ")
-      }`,
-    );
-  }
-  return parseConfig(input, file);
 }
 
 /** Turns a `host:port` setting into listen options. */

@@ -9,9 +9,12 @@ import { type Config, parseHostPort } from "./config.ts";
 import { LocalServer } from "./local/server.ts";
 import { RemoteClient } from "./remote/client.ts";
 import { RemoteServer } from "./remote/server.ts";
-import { Router, type RouterOptions } from "./router.ts";
+import type { Remote } from "./remote/remote.ts";
+import { Router } from "./router.ts";
+import { PeerFrames } from "./peer_frames.ts";
 import { openLauncher } from "./launch/mod.ts";
 import { ScriptRunner } from "./scripts.ts";
+import { scrubEnv } from "./trust/scrub_env.ts";
 import { VERSION } from "./version.ts";
 import type { Logger } from "./log.ts";
 
@@ -19,6 +22,8 @@ export interface DaemonOptions {
   prefix: string;
   config: Config;
   log: Logger;
+  /** The daemon's environment; scripts get it less `scrubEnv`. */
+  env: Record<string, string>;
 }
 
 /** How often shutdown looks whether the peer has answered everything. */
@@ -28,78 +33,87 @@ export class Daemon {
   readonly #options: DaemonOptions;
   readonly #runner: ScriptRunner;
   readonly #local: LocalServer;
-  readonly #server: RemoteServer | undefined;
-  readonly #client: RemoteClient | undefined;
+  readonly #remote: Remote;
   readonly #router: Router;
+  readonly #frames: PeerFrames;
 
   constructor(options: DaemonOptions) {
     this.#options = options;
     const { prefix, config, log } = options;
-    const launcher = openLauncher(config.scriptLauncher, log);
+    const launcher = openLauncher(
+      config.scriptLauncher,
+      log,
+      scrubEnv(options.env, config.scrubEnv),
+    );
     log.debug(`scripts start with ${launcher.description}`);
-    this.#runner = new ScriptRunner({ prefix, log, launcher });
+    this.#runner = new ScriptRunner({
+      prefix,
+      log,
+      launcher,
+      maxRunning: config.maxRunning,
+      maxQueued: config.maxQueued,
+    });
+    const limits = {
+      maxMessageBytes: config.maxMessageBytes,
+      maxBufferedBytes: config.maxBufferedBytes,
+      rate: config.rate,
+      log,
+    };
     this.#local = new LocalServer({
       prefix,
       tcp: config.localTcp ? parseHostPort(config.localTcp) : undefined,
       socketMode: parseInt(config.socketMode, 8),
-      maxMessageBytes: config.maxMessageBytes,
-      maxBufferedBytes: config.maxBufferedBytes,
-      log,
+      maxLocalConnections: config.maxLocalConnections,
+      ...limits,
     });
-    const peerOptions = {
-      heartbeatMs: config.heartbeatMs,
-      maxMessageBytes: config.maxMessageBytes,
-      maxBufferedBytes: config.maxBufferedBytes,
-      log,
-    };
-    if (config.mode === "server") {
-      const server = new RemoteServer({
+    this.#remote = config.mode === "server"
+      ? new RemoteServer({
         hostname: config.host,
         port: config.port,
-        ...peerOptions,
-      });
-      this.#server = server;
-      this.#router = this.#makeRouter(() => server.peers.next());
-    } else {
-      const client = new RemoteClient({
+        heartbeatMs: config.heartbeatMs,
+        trust: config.trust,
+        maxPeers: config.maxPeers,
+        handshakeTimeoutMs: config.handshakeTimeoutMs,
+        allowedOrigins: config.allowedOrigins,
+        ...limits,
+      })
+      : new RemoteClient({
         url: config.url,
+        heartbeatMs: config.heartbeatMs,
         reconnectMinMs: config.reconnectMinMs,
         reconnectMaxMs: config.reconnectMaxMs,
-        ...peerOptions,
+        handshakeTimeoutMs: config.handshakeTimeoutMs,
+        trust: config.trust,
+        pin: config.pin,
+        peerScripts: config.peerScripts,
+        ...limits,
       });
-      this.#client = client;
-      this.#router = this.#makeRouter(
-        () => client.link,
-        (ms) => client.pause(ms),
-      );
-    }
-  }
-
-  #makeRouter(
-    pickPeer: RouterOptions["pickPeer"],
-    pause?: (ms: number) => void,
-  ): Router {
-    const { config, log } = this.#options;
-    return new Router({
-      mode: config.mode,
+    this.#router = new Router({
+      remote: this.#remote,
+      log,
+      maxMessageBytes: config.maxMessageBytes,
+      maxInFlight: config.maxInFlight,
+    });
+    this.#frames = new PeerFrames({
       name: config.name ?? defaultName(),
       version: VERSION,
+      maxMessageBytes: config.maxMessageBytes,
+      remote: this.#remote,
       runner: this.#runner,
       log,
-      pickPeer,
-      pause,
+      stopping: () => this.#router.stopping,
     });
   }
 
   /** Opens the local listener and the WebSocket side; logs one "ready" line. */
   async start(): Promise<void> {
     const { config, log } = this.#options;
-    // The WebSocket port first: if it is taken, no socket file is left behind.
-    const remote = this.#server
-      ? `listening on ${await this.#server.listen(this.#router)}`
-      : `server ${config.mode === "client" ? config.url : ""}`;
+    // The WebSocket side first: a taken port leaves no socket file behind.
+    const started = await this.#remote.start(this.#frames);
+    const remote = config.mode === "server"
+      ? `listening on ${started}`
+      : started;
     const local = await this.#local.listen();
-    this.#client?.start(this.#router);
     this.#local.serve(this.#router);
     log.info(
       `ready: ws-daemon ${VERSION}, ${config.mode} mode, ${remote}, local socket ${local}`,
@@ -122,18 +136,17 @@ export class Daemon {
     while (this.#owedByPeers() > 0 && Date.now() < deadline) {
       await new Promise((resolve) => setTimeout(resolve, SHUTDOWN_POLL_MS));
     }
-    await this.#client?.close();
-    await this.#server?.close();
+    await this.#remote.close();
     await this.#local.closeAll(Math.max(1000, deadline - Date.now()));
     await this.#runner.close();
     log.info("stopped");
   }
 
   #owedByPeers(): number {
-    const links = this.#server
-      ? this.#server.peers.all()
-      : [this.#client?.link];
-    return links.reduce((sum, link) => sum + (link?.pending.size ?? 0), 0);
+    return this.#remote.links().reduce(
+      (sum, link) => sum + link.pending.size,
+      0,
+    );
   }
 }
 

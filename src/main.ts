@@ -1,20 +1,36 @@
 /**
- * The command line: `ws-daemon [run|check] [--prefix DIR] [--log-level L]`.
- * Maps every failure to one line on stderr and an exit code.
+ * The command line: `ws-daemon [run|check] [--prefix DIR] [--log-level L]`,
+ * and the subcommands under `cli/` (`init`, `join`). Maps every failure to
+ * one line on stderr and an exit code.
  *
  * @module
  */
 
 import { parseArgs } from "node:util";
-import { ConfigError, DEFAULT_PREFIX, loadConfig } from "./config.ts";
+import { ConfigError, DEFAULT_PREFIX } from "./config.ts";
+import { loadConfig } from "./config_files.ts";
 import { Daemon } from "./daemon.ts";
 import { LOG_LEVELS, Logger, type LogLevel } from "./log.ts";
 import { VERSION } from "./version.ts";
 
+/** Subcommands with options of their own, each in a file under cli/. */
+const SUBCOMMANDS: Record<
+  string,
+  () => Promise<(args: string[]) => Promise<number>>
+> = {
+  init: async () => (await import("./cli/init.ts")).runInit,
+  join: async () => (await import("./cli/join.ts")).runJoin,
+};
+
 const USAGE = `Usage: ws-daemon [run|check] [--prefix DIR] [--log-level LEVEL]
+       ws-daemon init --mode server [--prefix DIR] [--port N] [--host NAME]...
+       ws-daemon init --peer NAME [--prefix DIR]
+       ws-daemon join LINE [--prefix DIR] [--name NAME]
 
   run      start the daemon (the default)
   check    validate <prefix>/config.json and exit
+  init     create a server prefix with TLS and a peer token; prints a join line
+  join     create a client prefix from a server's join line
 
   --prefix DIR        folder with config.json and scripts/
                       (default: $WSDAEMON_PREFIX, else ${DEFAULT_PREFIX})
@@ -33,6 +49,8 @@ function fail(message: string, code: number): never {
 }
 
 async function main(args: string[]): Promise<void> {
+  const subcommand = SUBCOMMANDS[args[0] ?? ""];
+  if (subcommand) Deno.exit(await (await subcommand())(args.slice(1)));
   let parsed;
   try {
     parsed = parseArgs({
@@ -46,7 +64,14 @@ async function main(args: string[]): Promise<void> {
       },
     });
   } catch (error) {
-    fail(`${(error as Error).message}\n${USAGE}`, EXIT_USAGE);
+    // parseArgs' own words advise things that do not apply here.
+    const option = String((error as Error).message).match(/'(-[^']*)'/)?.[1];
+    fail(
+      `${
+        option ? `unknown option ${option.split(/[ ,]/)[0]}` : "bad arguments"
+      } (see --help)`,
+      EXIT_USAGE,
+    );
   }
   const { values, positionals } = parsed;
   if (values.help) {
@@ -54,7 +79,7 @@ async function main(args: string[]): Promise<void> {
     return;
   }
   if (values.version) {
-    console.log(VERSION);
+    console.log(`ws-daemon ${VERSION} (Deno ${Deno.version.deno})`);
     return;
   }
   const command = positionals[0] ?? "run";
@@ -78,7 +103,10 @@ async function main(args: string[]): Promise<void> {
 
   let loaded;
   try {
-    loaded = await loadConfig(prefix);
+    loaded = await loadConfig(prefix, {
+      WSDAEMON_SECRET: Deno.env.get("WSDAEMON_SECRET"),
+      WSDAEMON_LOCAL_TCP: Deno.env.get("WSDAEMON_LOCAL_TCP"),
+    });
   } catch (error) {
     if (error instanceof ConfigError) {
       fail(`config error: ${error.message}`, EXIT_CONFIG);
@@ -86,19 +114,6 @@ async function main(args: string[]): Promise<void> {
     throw error;
   }
   const { config, warnings } = loaded;
-  // The environment may switch the local listener to TCP (the Docker image does).
-  const localTcp = Deno.env.get("WSDAEMON_LOCAL_TCP");
-  if (localTcp !== undefined) {
-    if (!/^.+:\d{1,5}$/.test(localTcp)) {
-      fail(
-        `config error: WSDAEMON_LOCAL_TCP: expected "host:port", found ${
-          JSON.stringify(localTcp)
-        }`,
-        EXIT_CONFIG,
-      );
-    }
-    config.localTcp = localTcp;
-  }
   const log = new Logger((logLevel as LogLevel | undefined) ?? config.logLevel);
   for (const warning of warnings) log.warn(`config: ${warning}`);
   if (command === "check") {
@@ -106,7 +121,7 @@ async function main(args: string[]): Promise<void> {
     return;
   }
 
-  const daemon = new Daemon({ prefix, config, log });
+  const daemon = new Daemon({ prefix, config, log, env: Deno.env.toObject() });
   try {
     await daemon.start();
   } catch (error) {

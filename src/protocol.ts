@@ -79,12 +79,15 @@ export class ProtocolError extends Error {
   readonly status: number;
   readonly id: unknown;
   readonly hasId: boolean;
+  /** The sending daemon's ref, when the message had one. */
+  readonly ref: string | undefined;
   constructor(
     message: string,
-    { status = Status.REJECTED, id, hasId = false }: {
+    { status = Status.REJECTED, id, hasId = false, ref }: {
       status?: number;
       id?: unknown;
       hasId?: boolean;
+      ref?: string;
     } = {},
   ) {
     super(message);
@@ -92,6 +95,7 @@ export class ProtocolError extends Error {
     this.status = status;
     this.id = id;
     this.hasId = hasId;
+    this.ref = ref;
   }
 
   /** The status line a local connection gets for this error. */
@@ -145,12 +149,26 @@ export function parseMessage(text: string): Message {
   const fields = value as Record<string, unknown>;
   const hasId = Object.hasOwn(fields, "id");
   const id = fields.id;
+  const ref = typeof fields.ref === "string" ? fields.ref : undefined;
+  // Any other id could not be echoed safely (a deeply nested one overflows
+  // the stack of JSON.stringify), so it is not echoed at all.
+  if (
+    hasId && typeof id !== "string" &&
+    !(typeof id === "number" && Number.isFinite(id))
+  ) {
+    throw new ProtocolError(
+      `Cannot read message as 'id' must be a string or a number: found ${
+        describe(id)
+      }`,
+      { ref },
+    );
+  }
   if (typeof fields.name !== "string") {
     throw new ProtocolError(
       `Cannot read message as 'name' must be a string: found ${
         "name" in fields ? describe(fields.name) : "no 'name'"
       }`,
-      { id, hasId },
+      { id, hasId, ref },
     );
   }
   return { name: fields.name, id, hasId, params: fields.params, fields };
@@ -203,6 +221,33 @@ export function parseStatusData(data: unknown): StatusData | string {
   return fields as StatusData;
 }
 
+/**
+ * The text of a message with `ref` added, without decoding and re-encoding
+ * it: re-encoding can make a message longer than it came (`1e20` becomes 21
+ * digits) and costs time. The ref goes last, so it wins over any `ref` the
+ * sender put in (JSON.parse keeps the last of repeated keys).
+ */
+export function withRef(text: string, ref: string): string {
+  const end = text.lastIndexOf("}");
+  return `${text.slice(0, end)},"ref":${JSON.stringify(ref)}}`;
+}
+
+/** Status fields a peer may set that are relayed to the asker as they are. */
+const RELAYED_TYPES = new Set(["string", "number", "boolean"]);
+
+/**
+ * A status from a peer as the asker gets it: its fields of plain types only,
+ * so that no peer can make an answer that cannot be encoded, or a huge one.
+ */
+export function relayedReport(data: StatusData): StatusReport {
+  const report: StatusReport = { status: data.status };
+  for (const [key, value] of Object.entries(data)) {
+    if (key === "ref" || key === "status") continue;
+    if (value === null || RELAYED_TYPES.has(typeof value)) report[key] = value;
+  }
+  return report;
+}
+
 /** One status line for a local connection: JSON and `\n`. */
 export function encodeStatusLine(report: StatusReport): string {
   return JSON.stringify(report) + "\n";
@@ -227,6 +272,8 @@ export interface Hello {
   version: string;
   name: string;
   features: string[];
+  /** The longest frame the peer accepts, when it says. */
+  maxMessageBytes?: number;
 }
 
 /** Reads a peer's HELLO data leniently: a later version may add fields. */
@@ -245,5 +292,9 @@ export function parseHello(data: unknown): Hello | undefined {
     features: Array.isArray(fields.features)
       ? fields.features.filter((f): f is string => typeof f === "string")
       : [],
+    ...(Number.isInteger(fields.maxMessageBytes) &&
+        (fields.maxMessageBytes as number) > 0
+      ? { maxMessageBytes: fields.maxMessageBytes as number }
+      : {}),
   };
 }

@@ -1,55 +1,49 @@
 /**
- * Where each message goes and where its status returns.
+ * Where each local message goes and where its status returns.
  *
- * Local side: a script message goes to a peer (the one link in client mode,
- * the next client in turn in server mode) and is remembered in that link's
- * pending table together with the local connection that sent it; the peer's
- * STATUS is matched back to it and written to that connection only. Peer side:
- * a script message runs a script, and its status goes back over the same link.
+ * A script message goes to the link the `Remote` picks, and is remembered in
+ * that link's pending table with the local connection that sent it; the
+ * peer's STATUS is matched back to it (see `peer_frames.ts`) and written to
+ * that connection only. `+cmd` runs here; `&cmd` goes to the peer.
+ *
+ * Every local message gets exactly one answer, whatever it holds: what
+ * cannot be read is -4, what is not allowed -5, what cannot be delivered -2.
  *
  * @module
  */
 
-import { checkCommand, type Mode, pauseMs, peerMode } from "./commands.ts";
+import { checkCommand, peerMode } from "./commands.ts";
 import {
   CommandCode,
-  encodeCommand,
-  encodeStatusFrame,
-  FEATURES,
-  LOCAL_COMMAND,
   type Message,
   parseCommand,
-  parseHello,
   parseMessage,
-  parseStatusData,
   ProtocolError,
   REMOTE_COMMAND,
   Status,
-  type StatusData,
   type StatusReport,
   withId,
+  withRef,
 } from "./protocol.ts";
-import { checkScriptName, type ScriptRunner } from "./scripts.ts";
+import { LOCAL_COMMAND } from "./protocol.ts";
+import { checkScriptName } from "./scripts.ts";
 import type { LocalConnection, LocalHandler } from "./local/connection.ts";
-import type { PeerHandler, PeerLink } from "./remote/peer_link.ts";
+import type { PeerLink } from "./remote/peer_link.ts";
+import type { Remote } from "./remote/remote.ts";
 import type { Logger } from "./log.ts";
 
 export interface RouterOptions {
-  mode: Mode;
-  /** This daemon's name, sent in HELLO. */
-  name: string;
-  version: string;
-  runner: ScriptRunner;
+  remote: Remote;
   log: Logger;
-  /** The peer the next request goes to, if any is connected. */
-  pickPeer(): PeerLink | undefined;
-  /** Client mode only: drop the connection for `ms`. */
-  pause?(ms: number): void;
+  /** This daemon's frame limit: what a peer that does not say accepts. */
+  maxMessageBytes: number;
+  /** Requests one local connection may have in flight. */
+  maxInFlight: number;
 }
 
-const PONG = encodeCommand(REMOTE_COMMAND, CommandCode.PONG, null);
+const encoder = new TextEncoder();
 
-export class Router implements LocalHandler, PeerHandler {
+export class Router implements LocalHandler {
   readonly #options: RouterOptions;
   #stopping = false;
 
@@ -62,7 +56,9 @@ export class Router implements LocalHandler, PeerHandler {
     this.#stopping = true;
   }
 
-  // ---- local side -------------------------------------------------------
+  get stopping(): boolean {
+    return this.#stopping;
+  }
 
   onOversize(connection: LocalConnection, limit: number): void {
     connection.reply({
@@ -72,33 +68,60 @@ export class Router implements LocalHandler, PeerHandler {
   }
 
   onLine(connection: LocalConnection, text: string): void {
-    let message: Message;
+    let message: Message | undefined;
     try {
       message = parseMessage(text);
-    } catch (error) {
-      connection.reply((error as ProtocolError).toReport());
-      return;
-    }
-    try {
       if (message.name === LOCAL_COMMAND) {
         this.#runLocalCommand(connection, message);
       } else if (message.name === REMOTE_COMMAND) {
+        this.#admit(connection, message);
         this.#sendRemoteCommand(connection, message, text);
-      } else this.#sendScript(connection, message, text);
+      } else {
+        this.#admit(connection, message);
+        this.#sendScript(connection, message, text);
+      }
     } catch (error) {
-      if (!(error instanceof ProtocolError)) throw error;
-      connection.reply(error.toReport());
+      if (error instanceof ProtocolError) {
+        connection.reply(error.toReport());
+        return;
+      }
+      // A bug must still answer the request, and never end the reader.
+      this.#options.log.error(
+        `${connection.label}: ${(error as Error).stack ?? error}`,
+      );
+      connection.reply(withId({
+        status: Status.REJECTED,
+        error: "message could not be handled (see the daemon's log)",
+      }, message ?? { hasId: false }));
+    }
+  }
+
+  /** The local connection's limits: requests in flight, and its rate. */
+  #admit(connection: LocalConnection, message: Message): void {
+    const { maxInFlight } = this.#options;
+    if (connection.owed >= maxInFlight) {
+      throw new ProtocolError(
+        `refused: ${maxInFlight} requests of this connection are in flight (maxInFlight)`,
+        { ...message, status: Status.REFUSED },
+      );
+    }
+    if (!connection.rate.take()) {
+      throw new ProtocolError(
+        "refused: this connection sends requests faster than its rate allows (rate)",
+        { ...message, status: Status.REFUSED },
+      );
     }
   }
 
   #runLocalCommand(connection: LocalConnection, message: Message): void {
-    const command = checkCommand(parseCommand(message), this.#options.mode);
+    const { remote } = this.#options;
+    const command = checkCommand(parseCommand(message), remote.mode);
     if ("error" in command) throw new ProtocolError(command.error, message);
     if (command.code === "STATUS") {
       connection.reply(command.data);
       return;
     }
-    this.#options.pause?.(command.ms);
+    remote.pause(command.ms);
     connection.reply(withId({ status: 0 }, message));
   }
 
@@ -107,17 +130,31 @@ export class Router implements LocalHandler, PeerHandler {
     message: Message,
     text: string,
   ): void {
-    const command = checkCommand(
-      parseCommand(message),
-      peerMode(this.#options.mode),
-    );
+    const { remote } = this.#options;
+    const { code, data } = parseCommand(message);
+    const command = checkCommand({ code, data }, peerMode(remote.mode));
     if ("error" in command) throw new ProtocolError(command.error, message);
-    const link = this.#stopping ? undefined : this.#options.pickPeer();
-    if (!link?.send(text)) {
-      connection.reply(withId(this.#noPeer(), message));
+    const link = this.#pick(connection, message);
+    if (!link) return;
+    if (!link.has("request-ref")) {
+      // An original runs it without a word back (Part 1): sent is all we know.
+      if (!link.send(text)) {
+        connection.reply(withId(this.#noPeer(), message));
+        return;
+      }
+      connection.reply(withId({ status: 0, peer: link.name }, message));
       return;
     }
-    connection.reply(withId({ status: 0, peer: link.name }, message));
+    if (code === CommandCode.STATUS) {
+      // A status settles a request only when the daemon that ran it sends
+      // it; one relayed from a local process would be a forgery.
+      throw new ProtocolError(
+        `refused: a STATUS is not relayed to ${link.name}: a peer of this project takes a status only from the daemon that ran the request`,
+        { ...message, status: Status.REFUSED },
+      );
+    }
+    // A peer of this project answers the command with a status for its ref.
+    this.#sendTracked(connection, message, text, link);
   }
 
   #sendScript(
@@ -135,16 +172,40 @@ export class Router implements LocalHandler, PeerHandler {
         hasId: message.hasId,
       });
     }
-    const link = this.#stopping ? undefined : this.#options.pickPeer();
-    if (!link) {
-      connection.reply(withId(this.#noPeer(), message));
-      return;
-    }
-    const entry = link.pending.add(connection, message);
+    const link = this.#pick(connection, message);
+    if (link) this.#sendTracked(connection, message, text, link);
+  }
+
+  /** The link a request goes to; undefined after answering -2. */
+  #pick(
+    connection: LocalConnection,
+    message: Message,
+  ): PeerLink | undefined {
+    const link = this.#stopping ? undefined : this.#options.remote.pick();
+    if (!link) connection.reply(withId(this.#noPeer(), message));
+    return link;
+  }
+
+  /** Sends a request that the peer answers, and waits for its status. */
+  #sendTracked(
+    connection: LocalConnection,
+    message: Message,
+    text: string,
+    link: PeerLink,
+  ): void {
     // To a peer without request-ref the message goes unchanged (Part 1).
-    const frame = link.has("request-ref")
-      ? JSON.stringify({ ...message.fields, ref: entry.ref })
-      : text;
+    const withRefs = link.has("request-ref");
+    const entry = link.pending.add(connection, message, withRefs);
+    const frame = withRefs ? withRef(text, entry.ref) : text;
+    const limit = link.hello?.maxMessageBytes ?? this.#options.maxMessageBytes;
+    // Cheap first: only a frame that might be too long is measured.
+    if (frame.length * 3 > limit && encoder.encode(frame).length > limit) {
+      link.pending.remove(entry);
+      throw new ProtocolError(
+        `message rejected as it would be longer than ${link.name}'s ${limit}-byte frame limit`,
+        message,
+      );
+    }
     connection.owe();
     // A refused send may have closed the link, which answers every pending
     // request itself; answer here only if this one was not among them.
@@ -164,162 +225,7 @@ export class Router implements LocalHandler, PeerHandler {
       status: Status.NO_PEER,
       error: this.#stopping
         ? "daemon is shutting down"
-        : this.#options.mode === "server"
-        ? "no client is connected"
-        : "not connected to the server",
+        : this.#options.remote.whyNone(),
     };
-  }
-
-  // ---- peer side --------------------------------------------------------
-
-  onOpen(link: PeerLink): void {
-    const { name, version } = this.#options;
-    link.send(encodeCommand(REMOTE_COMMAND, CommandCode.HELLO, {
-      version,
-      name,
-      features: FEATURES,
-    }));
-    this.#options.log.debug(`${link.label}: connection open, HELLO sent`);
-  }
-
-  onClose(link: PeerLink, reason: string): void {
-    const orphans = link.pending.drain();
-    this.#options.log.info(
-      `peer ${link.name} disconnected: ${reason}${
-        orphans.length ? `; ${orphans.length} request(s) answered -2` : ""
-      }`,
-    );
-    for (const entry of orphans) {
-      entry.owner.settle(withId({
-        status: Status.NO_PEER,
-        error: `peer ${link.name} disconnected before answering`,
-      }, entry));
-    }
-  }
-
-  onFrame(link: PeerLink, text: string): void {
-    const { log } = this.#options;
-    let message: Message;
-    try {
-      message = parseMessage(text);
-    } catch (error) {
-      log.warn(`from ${link.name}: frame dropped: ${(error as Error).message}`);
-      return;
-    }
-    if (message.name === REMOTE_COMMAND) {
-      this.#runPeerCommand(link, message);
-    } else if (message.name === LOCAL_COMMAND) {
-      log.warn(
-        `from ${link.name}: "+cmd" frame dropped: it is for local sockets only`,
-      );
-    } else {
-      this.#runScript(link, message).catch((error) => {
-        log.error(`script ${message.name}: ${(error as Error).message}`);
-      });
-    }
-  }
-
-  #runPeerCommand(link: PeerLink, message: Message): void {
-    const { log, mode } = this.#options;
-    let code: string, data: unknown;
-    try {
-      ({ code, data } = parseCommand(message));
-    } catch (error) {
-      log.warn(
-        `from ${link.name}: command dropped: ${(error as Error).message}`,
-      );
-      return;
-    }
-    switch (code) {
-      case CommandCode.STATUS:
-        return this.#deliverStatus(link, data);
-      case CommandCode.HELLO: {
-        link.hello = parseHello(data);
-        const hello = link.hello;
-        log.info(
-          `peer ${link.name} (${link.label}) says hello: version ${hello?.version}, features [${
-            hello?.features.join(", ")
-          }]`,
-        );
-        return;
-      }
-      case CommandCode.PING:
-        if (link.has("heartbeat")) link.send(PONG);
-        return;
-      case CommandCode.PONG:
-        return;
-      case CommandCode.PAUSE: {
-        const ms = pauseMs(data);
-        if (mode !== "client") {
-          log.warn(`from ${link.name}: PAUSE ignored: a server does not pause`);
-        } else if (typeof ms === "string") log.warn(`from ${link.name}: ${ms}`);
-        else this.#options.pause?.(ms);
-        return;
-      }
-      default:
-        log.info(
-          `from ${link.name}: unknown command code ${
-            JSON.stringify(code)
-          } ignored`,
-        );
-    }
-  }
-
-  #deliverStatus(link: PeerLink, data: unknown): void {
-    const { log } = this.#options;
-    // The original reports a script killed by a signal as status null.
-    if (
-      typeof data === "object" && data !== null &&
-      (data as StatusData).status === null
-    ) {
-      data = {
-        ...data,
-        status: Status.CANNOT_RUN,
-        error: "peer reported no exit code (script killed by a signal?)",
-      };
-    }
-    const status = parseStatusData(data);
-    if (typeof status === "string") {
-      log.warn(`from ${link.name}: status dropped: ${status}`);
-      return;
-    }
-    const entry = link.pending.take(status);
-    if (!entry) {
-      log.warn(
-        `from ${link.name}: status for id ${
-          JSON.stringify(status.id)
-        } that no request waits for; dropped`,
-      );
-      return;
-    }
-    const { ref: _ref, ...report } = status;
-    report.peer ??= link.name;
-    entry.owner.settle(report);
-  }
-
-  async #runScript(link: PeerLink, message: Message): Promise<void> {
-    const { log, runner } = this.#options;
-    let status: StatusData;
-    if (this.#stopping) {
-      status = withId(
-        { status: Status.NO_PEER, error: "peer is shutting down" },
-        message,
-      );
-    } else {
-      status = await runner.run({
-        name: message.name,
-        id: message.id,
-        hasId: message.hasId,
-        params: message.params,
-        peer: link.name,
-      });
-    }
-    const ref = message.fields.ref;
-    if (typeof ref === "string") status.ref = ref;
-    if (!link.send(encodeStatusFrame(status))) {
-      log.warn(
-        `status ${status.status} of script ${message.name} not delivered: ${link.name} is gone`,
-      );
-    }
   }
 }

@@ -59,6 +59,10 @@ export interface ScriptRunnerOptions {
   log: Logger;
   /** How scripts are started (`openLauncher()`); closed by `close()`. */
   launcher: Launcher;
+  /** Scripts running at once; more wait in a queue. */
+  maxRunning: number;
+  /** Requests that may wait for a run slot; more are refused -5 "busy". */
+  maxQueued: number;
 }
 
 /** How long drain() waits for killed scripts to be reported. */
@@ -91,12 +95,48 @@ export class ScriptRunner {
   #closed = false;
   /** Set by drain() past the grace period: a script that starts is killed. */
   #killing = false;
+  readonly #maxRunning: number;
+  readonly #maxQueued: number;
+  /** Runs holding a slot (launching or running). */
+  #active = 0;
+  /** Requests waiting for a slot, oldest first. */
+  readonly #waiting: (() => void)[] = [];
 
-  constructor({ prefix, log, launcher }: ScriptRunnerOptions) {
+  constructor(
+    { prefix, log, launcher, maxRunning, maxQueued }: ScriptRunnerOptions,
+  ) {
     this.#prefix = prefix;
     this.#scriptsDir = join(prefix, "scripts");
     this.#log = log;
     this.#launcher = launcher;
+    this.#maxRunning = maxRunning;
+    this.#maxQueued = maxQueued;
+  }
+
+  /** Runs launching or running now. */
+  get active(): number {
+    return this.#active;
+  }
+
+  /**
+   * Waits for a run slot; false (at once) when the queue is full. A slot
+   * taken must be given back with #release().
+   */
+  async #acquire(): Promise<boolean> {
+    if (this.#active < this.#maxRunning) {
+      this.#active++;
+      return true;
+    }
+    if (this.#waiting.length >= this.#maxQueued) return false;
+    // #release hands its slot straight to the oldest waiter.
+    await new Promise<void>((resolve) => this.#waiting.push(resolve));
+    return true;
+  }
+
+  #release(): void {
+    const next = this.#waiting.shift();
+    if (next) next();
+    else this.#active--;
   }
 
   /** Runs one script to its end; never throws, every failure is a status. */
@@ -105,6 +145,8 @@ export class ScriptRunner {
       if (request.hasId) data.id = request.id;
       return data;
     };
+    const shuttingDown = () =>
+      status({ status: Status.NO_PEER, error: "daemon is shutting down" });
     const cannotRun = (error: string) => {
       this.#log.warn(`script ${JSON.stringify(request.name)}: ${error}`);
       return status({ status: Status.CANNOT_RUN, error });
@@ -135,7 +177,13 @@ export class ScriptRunner {
       );
     }
     // Absent params are passed as JSON null, so argv[1] is always JSON.
-    const arg = JSON.stringify(request.params ?? null);
+    let arg: string;
+    try {
+      arg = JSON.stringify(request.params ?? null);
+    } catch (error) {
+      // Nesting deep enough to overflow the stack.
+      return cannotRun(`params cannot be encoded: ${(error as Error).message}`);
+    }
     const argBytes = encoder.encode(arg).length;
     if (argBytes > MAX_ARG_BYTES) {
       return cannotRun(
@@ -143,12 +191,31 @@ export class ScriptRunner {
       );
     }
 
-    if (this.#closed) {
-      return status({
-        status: Status.NO_PEER,
-        error: "daemon is shutting down",
-      });
+    if (this.#closed) return shuttingDown();
+    if (!await this.#acquire()) {
+      const error =
+        `busy: ${this.#maxRunning} scripts running and ${this.#maxQueued} waiting (maxRunning, maxQueued)`;
+      this.#log.warn(
+        `script ${JSON.stringify(request.name)} refused: ${error}`,
+      );
+      return status({ status: Status.REFUSED, error });
     }
+    try {
+      // drain() may have begun while this request waited for its slot.
+      if (this.#closed) return shuttingDown();
+      return await this.#runInSlot(request, path, arg, status, cannotRun);
+    } finally {
+      this.#release();
+    }
+  }
+
+  async #runInSlot(
+    request: ScriptRequest,
+    path: string,
+    arg: string,
+    status: (data: StatusData) => StatusData,
+    cannotRun: (error: string) => StatusData,
+  ): Promise<StatusData> {
     const tag = `script ${request.name}${
       request.hasId ? ` id=${JSON.stringify(request.id)}` : ""
     }`;

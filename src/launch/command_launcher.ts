@@ -57,9 +57,17 @@ export class CommandLauncher implements Launcher {
   readonly #setsid: string | undefined;
 
   /** `setsid`: the path of setsid(1), or undefined to use `detached`. */
-  constructor(log: Logger, setsid: string | undefined) {
+  readonly #env: Record<string, string>;
+
+  /** @param env the environment every script starts with, before its own. */
+  constructor(
+    log: Logger,
+    setsid: string | undefined,
+    env: Record<string, string>,
+  ) {
     this.#log = log;
     this.#setsid = setsid;
+    this.#env = env;
   }
 
   get description(): string {
@@ -76,7 +84,8 @@ export class CommandLauncher implements Launcher {
     try {
       child = new Deno.Command(this.#setsid ?? path, {
         args: this.#setsid === undefined ? [arg] : ["--", path, arg],
-        env,
+        env: { ...this.#env, ...env },
+        clearEnv: true,
         stdin: "null",
         stdout: "piped",
         stderr: "piped",

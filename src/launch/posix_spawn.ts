@@ -152,7 +152,8 @@ export class PosixSpawnLauncher implements Launcher {
    * Throws if FFI or glibc (2.26 or later) is not available; the caller
    * then uses another launcher.
    */
-  constructor(log: Logger) {
+  /** @param env the environment every script starts with, before its own. */
+  constructor(log: Logger, env: Record<string, string>) {
     if (
       Deno.build.os !== "linux" ||
       !["x86_64", "aarch64"].includes(Deno.build.arch)
@@ -195,7 +196,7 @@ export class PosixSpawnLauncher implements Launcher {
       this.#library.close();
       throw error;
     }
-    this.#baseEnv = Object.entries(Deno.env.toObject()).map((
+    this.#baseEnv = Object.entries(env).map((
       [key, value],
     ) => [key, encoder.encode(`${key}=${value}`)]);
     Deno.addSignalListener("SIGCHLD", this.#reap);

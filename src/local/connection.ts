@@ -13,6 +13,8 @@
 import { LineSplitter } from "../framing.ts";
 import { encodeStatusLine, type StatusReport } from "../protocol.ts";
 import type { Logger } from "../log.ts";
+import type { Rate } from "../config.ts";
+import { TokenBucket } from "../trust/rate.ts";
 
 export interface LocalHandler {
   /** One complete message line from this connection. */
@@ -24,6 +26,8 @@ export interface LocalHandler {
 export interface LocalConnectionOptions {
   maxMessageBytes: number;
   maxBufferedBytes: number;
+  /** Requests per second this connection may send. */
+  rate: Rate;
   log: Logger;
 }
 
@@ -32,6 +36,8 @@ const READ_BUFFER_BYTES = 64 * 1024;
 
 export class LocalConnection {
   readonly label: string;
+  /** Requests this connection may send, per second. */
+  readonly rate: TokenBucket;
   readonly #conn: Deno.Conn;
   readonly #options: LocalConnectionOptions;
   #owed = 0;
@@ -46,6 +52,12 @@ export class LocalConnection {
     this.#conn = conn;
     this.label = label;
     this.#options = options;
+    this.rate = new TokenBucket(options.rate);
+  }
+
+  /** Requests of this connection waiting for their answer. */
+  get owed(): number {
+    return this.#owed;
   }
 
   /** Resolves when the connection is closed and its reader has stopped. */

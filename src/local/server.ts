@@ -5,20 +5,28 @@
  * @module
  */
 
-import { LocalConnection, type LocalHandler } from "./connection.ts";
+import {
+  LocalConnection,
+  type LocalConnectionOptions,
+  type LocalHandler,
+} from "./connection.ts";
+import { encodeStatusLine, Status } from "../protocol.ts";
 import { listenOnFreeSocket } from "./socket_path.ts";
 import type { Logger } from "../log.ts";
 
-export interface LocalServerOptions {
+export interface LocalServerOptions extends LocalConnectionOptions {
   prefix: string;
   /** Listen on TCP instead of the Unix socket. */
   tcp?: { hostname: string; port: number };
   /** Mode of the socket file, e.g. 0o600. */
   socketMode: number;
-  maxMessageBytes: number;
-  maxBufferedBytes: number;
+  /** Connections at once; one more gets one -5 line and is closed. */
+  maxLocalConnections: number;
   log: Logger;
 }
+
+/** How long a refused connection may take to hang up by itself. */
+const REFUSE_LINGER_MS = 1_000;
 
 export class LocalServer {
   readonly #options: LocalServerOptions;
@@ -70,6 +78,10 @@ export class LocalServer {
           await new Promise((resolve) => setTimeout(resolve, backoffMs));
           continue;
         }
+        if (this.#connections.size >= this.#options.maxLocalConnections) {
+          this.#refuse(conn);
+          continue;
+        }
         const connection = new LocalConnection(
           conn,
           `local#${this.#nextId++}`,
@@ -82,6 +94,43 @@ export class LocalServer {
           this.#options.log.debug(`${connection.label}: closed`);
         });
       }
+    })();
+  }
+
+  /** Tells a connection over the limit why, and closes it. */
+  #refuse(conn: Deno.Conn): void {
+    const limit = this.#options.maxLocalConnections;
+    this.#options.log.warn(
+      `local connection refused: ${limit} are open (maxLocalConnections)`,
+    );
+    const line = new TextEncoder().encode(encodeStatusLine({
+      status: Status.REFUSED,
+      error:
+        `refused: ${limit} local connections are open (maxLocalConnections)`,
+    }));
+    (async () => {
+      // One short line fits the socket buffer, so the write never waits
+      // long. What the client sent is read and dropped until it closes (or
+      // a second passes): a TCP close with unread input would reset the
+      // connection and could lose the line.
+      const timer = setTimeout(() => close(), REFUSE_LINGER_MS);
+      const close = () => {
+        clearTimeout(timer);
+        try {
+          conn.close();
+        } catch {
+          // Closed already.
+        }
+      };
+      try {
+        await conn.write(line);
+        await conn.closeWrite();
+        const sink = new Uint8Array(4096);
+        while ((await conn.read(sink)) !== null) { /* dropped */ }
+      } catch {
+        // Gone, or closed by the timer.
+      }
+      close();
     })();
   }
 

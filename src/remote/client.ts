@@ -13,27 +13,44 @@
  * @module
  */
 
-import { type PeerHandler, PeerLink } from "./peer_link.ts";
-import { CommandCode, encodeCommand, REMOTE_COMMAND } from "../protocol.ts";
-import type { Logger } from "../log.ts";
+import {
+  type LinkSocket,
+  NO_HELLO,
+  type PeerHandler,
+  PeerLink,
+  type PeerLinkOptions,
+} from "./peer_link.ts";
+import { logIntroduction, PROJECT_HEADER, type Remote } from "./remote.ts";
+import { dial, DialError } from "./dial.ts";
+import { VERSION } from "../version.ts";
+import {
+  CommandCode,
+  encodeCommand,
+  type Hello,
+  REMOTE_COMMAND,
+} from "../protocol.ts";
+import type { ClientTrust } from "../config.ts";
 
-export interface RemoteClientOptions {
+export interface RemoteClientOptions extends PeerLinkOptions {
   url: string;
   heartbeatMs: number;
   reconnectMinMs: number;
   reconnectMaxMs: number;
-  maxMessageBytes: number;
-  maxBufferedBytes: number;
-  log: Logger;
+  /** How long one connection attempt may take before it is abandoned. */
+  handshakeTimeoutMs: number;
+  trust: ClientTrust;
+  /** `sha256:<hex>` of the only server certificate accepted. */
+  pin?: string;
+  /** Scripts the server may run here; unset: every script. */
+  peerScripts?: string[];
 }
 
-/** How long one connection attempt may take before it is abandoned. */
-const CONNECT_TIMEOUT_MS = 10_000;
 /** How long shutdown waits for the server to confirm the close. */
 const CLOSE_HANDSHAKE_MS = 2_000;
 const PING = encodeCommand(REMOTE_COMMAND, CommandCode.PING, null);
 
-export class RemoteClient {
+export class RemoteClient implements Remote {
+  readonly mode = "client";
   readonly #options: RemoteClientOptions;
   #handler: PeerHandler | undefined;
   #link: PeerLink | undefined;
@@ -43,19 +60,40 @@ export class RemoteClient {
   #stopped = false;
   /** Whether the last state logged was "connected" (log changes once). */
   #wasUp: boolean | undefined;
+  #connections = 0;
 
   constructor(options: RemoteClientOptions) {
     this.#options = options;
   }
 
-  /** The connection to the server, when it is open. */
-  get link(): PeerLink | undefined {
-    return this.#link?.isOpen ? this.#link : undefined;
+  links(): PeerLink[] {
+    return this.#link?.isOpen ? [this.#link] : [];
   }
 
-  start(handler: PeerHandler): void {
+  pick(): PeerLink | undefined {
+    return this.#link?.isReady ? this.#link : undefined;
+  }
+
+  whyNone(): string {
+    return this.#link?.isOpen
+      ? "the connection to the server has not finished its handshake"
+      : "not connected to the server";
+  }
+
+  start(handler: PeerHandler): Promise<string> {
     this.#handler = handler;
     this.#connect();
+    return Promise.resolve(`server ${this.#options.url}`);
+  }
+
+  introduce(link: PeerLink, hello: Hello | undefined): void {
+    if (link.state === "closed") return;
+    if (link.state === "ready" && (link.hello || !hello)) return;
+    link.hello = hello;
+    link.state = "introduced";
+    link.name = hello?.name || `peer-${this.#connections}`;
+    link.state = "ready";
+    logIntroduction(this.#options.log, link, hello);
   }
 
   /** PAUSE: drop the connection now and reconnect after `ms`. */
@@ -73,50 +111,85 @@ export class RemoteClient {
   #connect(): void {
     this.#timer = undefined;
     if (this.#stopped) return;
-    const { url, log } = this.#options;
+    const { url, log, handshakeTimeoutMs, trust } = this.#options;
     log.debug(`connecting to ${url}`);
-    let socket: WebSocket;
-    try {
-      socket = new WebSocket(url);
-    } catch (error) {
-      log.error(`cannot connect to ${url}: ${(error as Error).message}`);
-      this.#scheduleReconnect();
+    let speaksHello = false;
+    const attempt = dial({
+      url,
+      secret: trust.secret,
+      ca: trust.ca,
+      pin: this.#options.pin,
+      timeoutMs: handshakeTimeoutMs,
+      headers: { [PROJECT_HEADER]: VERSION },
+      onUpgrade: (headers) =>
+        speaksHello = headers[PROJECT_HEADER] !== undefined,
+    });
+    attempt.then(
+      (socket) => this.#opened(socket as unknown as LinkSocket, speaksHello),
+      (error) => this.#failed(error as Error),
+    );
+  }
+
+  /** A connection attempt that failed before the WebSocket opened. */
+  #failed(error: Error): void {
+    const { url, log } = this.#options;
+    const reason = error instanceof DialError && error.kind === "refused-http"
+      ? error.httpStatus === 401
+        ? `${error.message}: the server does not accept this client's secret`
+        : error.message
+      : error.message;
+    if (error instanceof DialError && error.httpStatus === 401) {
+      // Said every time: a wrong secret does not fix itself.
+      log.error(`cannot connect to ${url}: ${reason}; retrying with backoff`);
+    } else if (this.#wasUp !== false) {
+      log.warn(`cannot reach ${url}: ${reason}; reconnecting with backoff`);
+    } else {
+      log.debug(`connection attempt to ${url} failed: ${reason}`);
+    }
+    this.#wasUp = false;
+    this.#scheduleReconnect();
+  }
+
+  #opened(socket: LinkSocket, speaksHello: boolean): void {
+    const { url, log, handshakeTimeoutMs } = this.#options;
+    if (this.#stopped || this.#timer !== undefined) {
+      socket.close(1000, "going away: client shutting down");
       return;
     }
     const link = new PeerLink(socket, url, this.#options);
+    link.policy = { scripts: this.#options.peerScripts };
     this.#link = link;
-    let opened = false;
-    const connectTimer = setTimeout(
-      () => link.close(1000, "connect timed out"),
-      CONNECT_TIMEOUT_MS,
-    );
+    this.#connections++;
+    let helloTimer: ReturnType<typeof setTimeout> | undefined;
     link.attach({
       onOpen: (l) => {
-        opened = true;
-        clearTimeout(connectTimer);
+        l.state = "authenticated";
         this.#failures = 0;
         log.info(`connected to ${url}`);
         this.#wasUp = true;
         this.#startHeartbeat(l);
         this.#handler?.onOpen(l);
+        // A server of this project says so in its 101 and then HELLO; an
+        // original never speaks first, and is ready as it is.
+        if (!speaksHello) this.introduce(l, undefined);
+        else {
+          helloTimer = setTimeout(() => {
+            if (l.state !== "authenticated") return;
+            log.warn(`server sent no HELLO within ${handshakeTimeoutMs} ms`);
+            l.close(NO_HELLO, "no HELLO within handshakeTimeoutMs");
+          }, handshakeTimeoutMs);
+        }
       },
       onFrame: (l, text) => this.#handler?.onFrame(l, text),
       onClose: (l, reason) => {
-        clearTimeout(connectTimer);
+        clearTimeout(helloTimer);
         if (this.#link === l) this.#link = undefined;
         this.#stopHeartbeat();
         const retry = this.#stopped || this.#timer !== undefined
           ? ""
           : "; reconnecting with backoff";
-        if (opened) {
-          this.#handler?.onClose(l, reason);
-          log.warn(`disconnected from ${url}: ${reason}${retry}`);
-        } else if (this.#wasUp !== false) {
-          // Logged once per outage; later failed attempts only at debug.
-          log.warn(`cannot reach ${url}: ${reason}${retry}`);
-        } else {
-          log.debug(`connection attempt to ${url} failed: ${reason}`);
-        }
+        this.#handler?.onClose(l, reason);
+        log.warn(`disconnected from ${url}: ${reason}${retry}`);
         this.#wasUp = false;
         this.#scheduleReconnect();
       },

@@ -1,6 +1,13 @@
 /**
- * One WebSocket connection to a peer, in either mode: what the peer announced
- * in HELLO, the requests it still owes a status for, and a bounded send.
+ * One WebSocket connection to a peer, in either mode: where it is in its
+ * lifecycle, who the peer is and what it may do, what it announced in HELLO,
+ * the requests it still owes a status for, and a bounded send.
+ *
+ * The lifecycle: `connecting` → `authenticated` (the server accepted the
+ * upgrade: its secret or token was checked before it) → `introduced` (its
+ * HELLO arrived, or, from an original that sends none, its first frame or a
+ * silence) → `ready` (named, unique among the links, picked for requests) →
+ * `closed`. Only a ready link is picked for requests.
  *
  * `send()` on a Deno WebSocket never blocks, so a peer that stops reading would
  * make the daemon buffer without limit; the link watches `bufferedAmount` and
@@ -15,6 +22,38 @@ import { type Feature, FEATURES, type Hello } from "../protocol.ts";
 import { PendingTable } from "./pending.ts";
 import type { LocalConnection } from "../local/connection.ts";
 import type { Logger } from "../log.ts";
+import { TokenBucket } from "../trust/rate.ts";
+import type { Rate } from "../config.ts";
+
+export type LinkState =
+  | "connecting"
+  | "authenticated"
+  | "introduced"
+  | "ready"
+  | "closed";
+
+/** What a peer may do here; unset lists allow everything. */
+export interface LinkPolicy {
+  /** Script names or globs the peer may run on this daemon. */
+  scripts?: string[];
+  /** `&cmd` codes the peer may send. */
+  commands?: string[];
+}
+
+/**
+ * The parts of a WebSocket a link uses: the browser API, which both Deno's
+ * WebSocket and npm:ws's implement.
+ */
+export interface LinkSocket {
+  readonly readyState: number;
+  readonly bufferedAmount: number;
+  send(text: string): void;
+  close(code?: number, reason?: string): void;
+  onopen: ((event: Event) => void) | null;
+  onmessage: ((event: MessageEvent) => void) | null;
+  onerror: ((event: Event) => void) | null;
+  onclose: ((event: CloseEvent) => void) | null;
+}
 
 export interface PeerHandler {
   onOpen(link: PeerLink): void;
@@ -25,6 +64,8 @@ export interface PeerHandler {
 export interface PeerLinkOptions {
   maxMessageBytes: number;
   maxBufferedBytes: number;
+  /** Requests per second this peer may send. */
+  rate: Rate;
   log: Logger;
 }
 
@@ -32,7 +73,11 @@ export interface PeerLinkOptions {
  * Close code for a peer cut for not reading. A 4xxx code: a WebSocket client
  * may send only 1000 and 3000-4999.
  */
-const NOT_READING = 4008;
+export const NOT_READING = 4008;
+/** Close code for a connection that did not say HELLO in time (policy). */
+export const NO_HELLO = 4008;
+/** Close code for a link whose name a newer connection took. */
+export const REPLACED = 4009;
 /** Frames may exceed maxMessageBytes by this much: the sender's `ref` field. */
 const FRAME_SLACK_BYTES = 256;
 /** How long a send backlog may stay over budget before the peer is cut. */
@@ -40,38 +85,61 @@ const STALL_MS = 5_000;
 /** A backlog this many times the budget is cut at once. */
 const HARD_LIMIT_FACTOR = 4;
 
+/** WebSocket readyState OPEN, the same in every implementation. */
+const OPEN = 1;
+
 /** WebSocket close code for "going away", sent on shutdown. */
 export const GOING_AWAY = 1001;
 
 export class PeerLink {
   /** Where the peer is, e.g. `client#2 (127.0.0.1:40112)` or the server URL. */
   readonly label: string;
+  state: LinkState = "connecting";
   hello: Hello | undefined;
+  /** The name of the token the peer presented, which is its name. */
+  identity: string | undefined;
+  policy: LinkPolicy = {};
+  /** Requests and commands the peer may send, per second. */
+  readonly rate: TokenBucket;
+  /** When the link opened. */
+  readonly since = new Date();
   /** Requests sent to this peer, waiting for its STATUS. */
   readonly pending = new PendingTable<LocalConnection>();
   /** When the peer was last heard from, for the heartbeat. */
   lastHeard = Date.now();
-  readonly #socket: WebSocket;
+  readonly #socket: LinkSocket;
   readonly #options: PeerLinkOptions;
   #closed = false;
   /** Since when the send backlog has been over budget. */
   #overSince: number | undefined;
   #handler: PeerHandler | undefined;
+  #name: string | undefined;
   readonly #socketClosed = Promise.withResolvers<void>();
 
-  constructor(socket: WebSocket, label: string, options: PeerLinkOptions) {
+  constructor(socket: LinkSocket, label: string, options: PeerLinkOptions) {
     this.#socket = socket;
     this.label = label;
     this.#options = options;
+    this.rate = new TokenBucket(options.rate);
   }
 
-  /** The peer's name from HELLO, else where it is. */
+  /** The peer's name once it is introduced, else where it is. */
   get name(): string {
-    return this.hello?.name || this.label;
+    return this.#name ?? this.label;
+  }
+
+  /** Names the link: by its token, its HELLO, or as an original. */
+  set name(name: string) {
+    this.#name = name;
   }
 
   get isOpen(): boolean {
-    return !this.#closed && this.#socket.readyState === WebSocket.OPEN;
+    return !this.#closed && this.#socket.readyState === OPEN;
+  }
+
+  /** Open, introduced and unique: requests may go to it. */
+  get isReady(): boolean {
+    return this.state === "ready" && this.isOpen;
   }
 
   /** Whether both sides announced `feature`. */
@@ -80,42 +148,59 @@ export class PeerLink {
       (this.hello?.features.includes(feature) ?? false);
   }
 
-  /** Wires the socket's events to `handler`. */
+  /**
+   * Wires the socket's events to `handler`. A handler that throws is logged
+   * and the link goes on: an exception escaping a socket event would end the
+   * daemon, and one after Deno's upgrade would hang its listener.
+   */
   attach(handler: PeerHandler): void {
     this.#handler = handler;
     const socket = this.#socket;
-    socket.onopen = () => handler.onOpen(this);
-    socket.onmessage = (event) => {
-      this.lastHeard = Date.now();
-      if (this.#closed) return;
-      if (typeof event.data !== "string") {
-        this.#options.log.warn(
-          `${this.name}: binary frame dropped (text only)`,
+    const guard = (what: string, fn: () => void) => {
+      try {
+        fn();
+      } catch (error) {
+        this.#options.log.error(
+          `${this.label}: ${what}: ${(error as Error).stack ?? error}`,
         );
-        return;
       }
-      if (
-        event.data.length > this.#options.maxMessageBytes + FRAME_SLACK_BYTES
-      ) {
-        this.#options.log.warn(
-          `${this.name}: frame of ${event.data.length} characters dropped (limit ${this.#options.maxMessageBytes} bytes)`,
-        );
-        return;
-      }
-      handler.onFrame(this, event.data);
     };
+    const opened = () => guard("open", () => handler.onOpen(this));
+    // A socket the client dialled is open already.
+    if (socket.readyState === OPEN) queueMicrotask(opened);
+    else socket.onopen = opened;
+    socket.onmessage = (event) => guard("frame", () => this.#onMessage(event));
     socket.onerror = (event) => {
       const message = (event as ErrorEvent).message;
       if (message) this.#options.log.debug(`${this.label}: ${message}`);
     };
     socket.onclose = (event) => {
       this.#socketClosed.resolve();
-      this.#finish(
-        `closed with code ${event.code}${
-          event.reason ? ` (${event.reason})` : ""
-        }`,
-      );
+      guard("close", () =>
+        this.#finish(
+          `closed with code ${event.code}${
+            event.reason ? ` (${event.reason})` : ""
+          }`,
+        ));
     };
+  }
+
+  #onMessage(event: MessageEvent): void {
+    this.lastHeard = Date.now();
+    if (this.#closed) return;
+    if (typeof event.data !== "string") {
+      this.#options.log.warn(`${this.name}: binary frame dropped (text only)`);
+      return;
+    }
+    if (
+      event.data.length > this.#options.maxMessageBytes + FRAME_SLACK_BYTES
+    ) {
+      this.#options.log.warn(
+        `${this.name}: frame of ${event.data.length} characters dropped (limit ${this.#options.maxMessageBytes} bytes)`,
+      );
+      return;
+    }
+    this.#handler!.onFrame(this, event.data);
   }
 
   /** Sends one text frame; false if it could not be sent. */
@@ -123,7 +208,7 @@ export class PeerLink {
     if (!this.isOpen) return false;
     if (this.#overBudget()) {
       this.#options.log.warn(
-        `${this.name}: ${this.#socket.bufferedAmount} bytes unsent (peer not reading); disconnecting it`,
+        `${this.name} (${this.label}): ${this.#socket.bufferedAmount} bytes unsent (peer not reading); disconnecting it`,
       );
       this.close(NOT_READING, "not reading");
       return false;
@@ -186,6 +271,7 @@ export class PeerLink {
   #finish(reason: string): void {
     if (this.#closed) return;
     this.#closed = true;
+    this.state = "closed";
     this.#handler?.onClose(this, reason);
   }
 }

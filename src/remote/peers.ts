@@ -28,14 +28,21 @@ export class PeerSet {
     if (this.#next >= this.#links.length) this.#next = 0;
   }
 
-  /** The next open client in turn, or undefined when none is open. */
+  /** The next ready client in turn, or undefined when none is ready. */
   next(): PeerLink | undefined {
     for (let tries = 0; tries < this.#links.length; tries++) {
       const link = this.#links[this.#next];
       this.#next = (this.#next + 1) % this.#links.length;
-      if (link.isOpen) return link;
+      if (link.isReady) return link;
     }
     return undefined;
+  }
+
+  /** The ready link named `name`, other than `except`. */
+  named(name: string, except?: PeerLink): PeerLink | undefined {
+    return this.#links.find((link) =>
+      link !== except && link.state === "ready" && link.name === name
+    );
   }
 
   all(): PeerLink[] {

@@ -186,7 +186,11 @@ async function answeringClient(url: string) {
 
 Deno.test("a client that stops reading is disconnected, each of its requests answers -2 once, and the server goes on", async () => {
   await using prefix = await Prefix.create(
-    serverConfig({ maxBufferedBytes: BUDGET }),
+    serverConfig({
+      maxBufferedBytes: BUDGET,
+      rate: 1_000_000,
+      maxInFlight: 100_000,
+    }),
     { scripts: ["noop"] },
   );
   await using server = await DaemonProcess.start(prefix);
@@ -221,7 +225,9 @@ Deno.test("a client that stops reading is disconnected, each of its requests ans
   const cutLine = await server.waitForLog(cut);
   assertEquals(cutLine.match(cut)![1], "2", `the client cut: ${cutLine}`);
   const dropped = Number(
-    (await server.waitForLog(/peer client#2 .*disconnected: not reading/))
+    (await server.waitForLog(
+      /peer peer-2 \(client#2 .*disconnected: not reading/,
+    ))
       .match(/; (\d+) request\(s\) answered -2/)?.[1] ?? 0,
   );
 
@@ -276,7 +282,7 @@ Deno.test("a client that stops reading is disconnected, each of its requests ans
     assertEquals([answer.status, answer.id], [0, `after${i}`]);
   }
   await reader.connection.close();
-  await server.waitForLog(/peer client#1 .*disconnected/);
+  await server.waitForLog(/peer peer-1 \(client#1 .*disconnected/);
   const none = await fresh.request({ name: "noop", id: "alone" }, 5_000);
   assertEquals([none.status, none.id], [-2, "alone"]);
   assertMatch(none.error as string, /no client/);

@@ -8,9 +8,9 @@ import {
 import {
   type ClientConfig,
   ConfigError,
-  loadConfig,
   parseConfig,
 } from "../../src/config.ts";
+import { loadConfig } from "../../src/config_files.ts";
 
 const FILE = "/etc/ws-daemon/config.json";
 

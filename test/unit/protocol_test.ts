@@ -11,6 +11,7 @@ import {
   ProtocolError,
   Status,
   withId,
+  withRef,
 } from "../../src/protocol.ts";
 
 /** Runs `fn`, which must throw a ProtocolError, and returns it. */
@@ -59,23 +60,14 @@ Deno.test("parseMessage reads name, id, params and keeps every field", () => {
   assertEquals(parseMessage('  {"name":"x"}\r').name, "x");
 });
 
-Deno.test("parseMessage: an absent id stays absent, a null id is kept", () => {
+Deno.test("parseMessage: an absent id stays absent; strings and numbers are kept", () => {
   const noId = parseMessage('{"name":"x","params":1}');
   assertEquals(noId.hasId, false);
   assertEquals(noId.id, undefined);
   assertEquals(withId({ status: 0 }, noId), { status: 0 });
   assert(!("id" in withId({ status: 0 }, noId)), "id key added");
 
-  const nullId = parseMessage('{"name":"x","id":null}');
-  assertEquals(nullId.hasId, true);
-  assertEquals(nullId.id, null);
-  assertEquals(
-    encodeStatusLine(withId({ status: 0 }, nullId)),
-    '{"status":0,"id":null}\n',
-  );
-
-  // Ids are any JSON value the sender chose, copied back as they were.
-  for (const id of [7, "", { a: [1] }, [1, 2], false]) {
+  for (const id of [7, "", "job-42", -1.5, 0]) {
     const parsed = parseMessage(JSON.stringify({ name: "x", id }));
     assertEquals(parsed.hasId, true);
     assertEquals(parsed.id, id);
@@ -85,6 +77,43 @@ Deno.test("parseMessage: an absent id stays absent, a null id is kept", () => {
   // Absent params stay undefined rather than becoming null.
   assertEquals(noId.params, 1);
   assertEquals(parseMessage('{"name":"x"}').params, undefined);
+});
+
+Deno.test("parseMessage rejects an id that is not a string or a number with -4, echoing none", () => {
+  const deep = "[".repeat(10_000) + "]".repeat(10_000);
+  for (
+    const [text, found] of [
+      ['{"name":"x","id":null}', "null"],
+      ['{"name":"x","id":[1]}', "an array"],
+      ['{"name":"x","id":{"a":1}}', "an object"],
+      ['{"name":"x","id":true}', "boolean true"],
+      ['{"name":"x","id":1e400}', "number Infinity"],
+      [`{"name":"x","id":${deep}}`, "an array"],
+      [`{"name":["x"],"id":${deep}}`, "an array"],
+    ]
+  ) {
+    const error = protocolError(() => parseMessage(text));
+    assertEquals(error.status, -4);
+    assertEquals(error.hasId, false);
+    assertMatch(error.message, /'id' must be a string or a number/);
+    assert(error.message.endsWith(`found ${found}`), error.message);
+    const report = error.toReport();
+    assert(!("id" in report), `id in ${JSON.stringify(report)}`);
+    // Every answer can be encoded, whatever the message held.
+    encodeStatusLine(report);
+  }
+});
+
+Deno.test("withRef adds a ref that wins, without re-encoding the message", () => {
+  const text = '{"name":"x","params":[1e20,1e20],"ref":"forged"}';
+  const framed = withRef(text, "abc");
+  assertEquals(JSON.parse(framed).ref, "abc");
+  assertEquals(framed.length, text.length + ',"ref":"abc"'.length);
+  assert(framed.includes("1e20"), "params re-encoded");
+  assertEquals(JSON.parse(withRef('{"name":"x"}', "r")), {
+    name: "x",
+    ref: "r",
+  });
 });
 
 Deno.test("parseMessage rejects what is not JSON with -4 and no id", () => {
@@ -127,8 +156,6 @@ Deno.test("parseMessage rejects a missing or non-string name with -4, keeping th
     ['{"id":"a1"}', true, "a1", "no 'name'"],
     ['{"id":"a2","name":3}', true, "a2", "number 3"],
     ['{"id":7,"name":null}', true, 7, "null"],
-    ['{"id":null,"name":["x"]}', true, null, "an array"],
-    ['{"name":{"x":1},"id":{"n":1}}', true, { n: 1 }, "an object"],
   ];
   for (const [text, hasId, id, found] of cases) {
     const error = protocolError(() => parseMessage(text));

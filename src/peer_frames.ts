@@ -1,0 +1,270 @@
+/**
+ * What each frame from a peer does: a script message runs a script (if the
+ * peer may run it, at its rate) and its status goes back over the same link;
+ * a STATUS settles the request it answers; HELLO introduces the peer.
+ *
+ * A frame never makes the daemon throw, and every request that can be
+ * answered is: a bad one with -4, a forbidden one with -5, each carrying the
+ * sender's ref so that the asker is told.
+ *
+ * @module
+ */
+
+import { checkCommand, pauseMs } from "./commands.ts";
+import {
+  CommandCode,
+  encodeCommand,
+  encodeStatusFrame,
+  FEATURES,
+  LOCAL_COMMAND,
+  type Message,
+  parseCommand,
+  parseHello,
+  parseMessage,
+  parseStatusData,
+  ProtocolError,
+  relayedReport,
+  REMOTE_COMMAND,
+  Status,
+  type StatusData,
+  withId,
+} from "./protocol.ts";
+import type { ScriptRunner } from "./scripts.ts";
+import type { PeerHandler, PeerLink } from "./remote/peer_link.ts";
+import type { Remote } from "./remote/remote.ts";
+import { allows } from "./trust/auth.ts";
+import type { Logger } from "./log.ts";
+
+export interface PeerFramesOptions {
+  /** This daemon's name, sent in HELLO. */
+  name: string;
+  version: string;
+  maxMessageBytes: number;
+  remote: Remote;
+  runner: ScriptRunner;
+  log: Logger;
+  /** Whether the daemon is shutting down (new work is refused). */
+  stopping(): boolean;
+}
+
+const PONG = encodeCommand(REMOTE_COMMAND, CommandCode.PONG, null);
+/** Codes that are the protocol itself, not commands a peer's user sends. */
+const PROTOCOL_CODES = new Set<string>([
+  CommandCode.HELLO,
+  CommandCode.PING,
+  CommandCode.PONG,
+]);
+
+export class PeerFrames implements PeerHandler {
+  readonly #options: PeerFramesOptions;
+
+  constructor(options: PeerFramesOptions) {
+    this.#options = options;
+  }
+
+  onOpen(link: PeerLink): void {
+    const { name, version, maxMessageBytes } = this.#options;
+    link.send(encodeCommand(REMOTE_COMMAND, CommandCode.HELLO, {
+      version,
+      name,
+      features: FEATURES,
+      maxMessageBytes,
+    }));
+    this.#options.log.debug(`${link.label}: connection open, HELLO sent`);
+  }
+
+  onClose(link: PeerLink, reason: string): void {
+    const orphans = link.pending.drain();
+    this.#options.log.info(
+      `peer ${link.name} (${link.label}) disconnected: ${reason}${
+        orphans.length ? `; ${orphans.length} request(s) answered -2` : ""
+      }`,
+    );
+    for (const entry of orphans) {
+      entry.owner.settle(withId({
+        status: Status.NO_PEER,
+        error: `peer ${link.name} disconnected before answering: ${reason}`,
+      }, entry));
+    }
+  }
+
+  onFrame(link: PeerLink, text: string): void {
+    const { log, remote } = this.#options;
+    let message: Message;
+    try {
+      message = parseMessage(text);
+    } catch (error) {
+      const { ref, message: reason } = error as ProtocolError;
+      log.warn(`from ${link.name}: frame rejected: ${reason}`);
+      if (link.state === "authenticated") remote.introduce(link, undefined);
+      // A peer of this project is told, by the request's ref; an original
+      // could not match an answer to anything, and gets none (Part 1).
+      if (ref !== undefined) {
+        this.#answer(link, { status: Status.REJECTED, error: reason }, ref);
+      }
+      return;
+    }
+    const code = commandCode(message);
+    if (code === CommandCode.HELLO) {
+      remote.introduce(link, parseHello(parseCommand(message).data));
+      return;
+    }
+    if (link.state === "authenticated") remote.introduce(link, undefined);
+    if (message.name === REMOTE_COMMAND) {
+      this.#runPeerCommand(link, message, code);
+    } else if (message.name === LOCAL_COMMAND) {
+      log.warn(
+        `from ${link.name}: "+cmd" frame dropped: it is for local sockets only`,
+      );
+    } else {
+      this.#runScript(link, message).catch((error) => {
+        log.error(`script ${message.name}: ${(error as Error).stack}`);
+      });
+    }
+  }
+
+  /** Sends a status for a request of `link`, with its ref when it had one. */
+  #answer(link: PeerLink, status: StatusData, ref: string | undefined): void {
+    if (ref !== undefined) status.ref = ref;
+    if (!link.send(encodeStatusFrame(status))) {
+      this.#options.log.warn(
+        `status ${status.status} not delivered: ${link.name} is gone`,
+      );
+    }
+  }
+
+  #runPeerCommand(
+    link: PeerLink,
+    message: Message,
+    code: string | undefined,
+  ): void {
+    const { log, remote } = this.#options;
+    const ref = typeof message.fields.ref === "string"
+      ? message.fields.ref
+      : undefined;
+    if (code === undefined) {
+      log.warn(`from ${link.name}: command dropped: no string params.code`);
+      if (ref) {
+        this.#answer(link, { status: Status.REJECTED, error: "no code" }, ref);
+      }
+      return;
+    }
+    const data = parseCommand(message).data;
+    if (code === CommandCode.STATUS && ref === undefined) {
+      return this.#deliverStatus(link, data);
+    }
+    if (code === CommandCode.PING) {
+      if (link.has("heartbeat")) link.send(PONG);
+      return;
+    }
+    if (PROTOCOL_CODES.has(code)) return;
+    // A command a user of the peer sent: the peer's policy, then its checks.
+    const refuse = (status: number, error: string) => {
+      log.warn(`from ${link.name}: command ${code} refused: ${error}`);
+      if (ref) this.#answer(link, withId({ status, error }, message), ref);
+    };
+    if (!allows(link.policy.commands, code)) {
+      return refuse(
+        Status.REFUSED,
+        `peer ${link.name} may not send command ${code} (not in its "commands")`,
+      );
+    }
+    if (!link.rate.take()) {
+      return refuse(Status.REFUSED, `peer ${link.name} is over its rate`);
+    }
+    const checked = checkCommand({ code, data }, remote.mode);
+    if ("error" in checked) return refuse(Status.REJECTED, checked.error);
+    if (checked.code === "STATUS") {
+      // A STATUS a user relayed (it has a top-level ref): Part 2 never lets
+      // it settle a request, so it is refused.
+      return refuse(
+        Status.REFUSED,
+        "a relayed STATUS settles nothing: statuses come only from the daemon that ran the request",
+      );
+    }
+    if (ref) this.#answer(link, withId({ status: 0 }, message), ref);
+    const ms = pauseMs(data);
+    if (typeof ms === "number") remote.pause(ms);
+  }
+
+  #deliverStatus(link: PeerLink, data: unknown): void {
+    const { log } = this.#options;
+    // The original reports a script killed by a signal as status null.
+    if (
+      typeof data === "object" && data !== null &&
+      (data as StatusData).status === null
+    ) {
+      data = {
+        ...data,
+        status: Status.CANNOT_RUN,
+        error: "peer reported no exit code (script killed by a signal?)",
+      };
+    }
+    const status = parseStatusData(data);
+    if (typeof status === "string") {
+      log.warn(`from ${link.name}: status dropped: ${status}`);
+      return;
+    }
+    // A request sent with its ref matches only that ref (pending.ts).
+    const entry = link.pending.take(status);
+    if (!entry) {
+      log.warn(
+        `from ${link.name}: status that no request of this link waits for; dropped`,
+      );
+      return;
+    }
+    const report = withId(relayedReport(status), entry);
+    report.peer = link.name;
+    entry.owner.settle(report);
+  }
+
+  async #runScript(link: PeerLink, message: Message): Promise<void> {
+    const { runner, stopping } = this.#options;
+    const ref = typeof message.fields.ref === "string"
+      ? message.fields.ref
+      : undefined;
+    const refuse = (error: string) => {
+      this.#options.log.warn(`from ${link.name}: ${error}`);
+      this.#answer(
+        link,
+        withId({ status: Status.REFUSED, error }, message),
+        ref,
+      );
+    };
+    if (!allows(link.policy.scripts, message.name)) {
+      return refuse(
+        `peer ${link.name} may not run script ${
+          JSON.stringify(message.name.slice(0, 255))
+        } here`,
+      );
+    }
+    if (!link.rate.take()) {
+      return refuse(
+        `peer ${link.name} sends requests faster than its rate allows (rate)`,
+      );
+    }
+    const status = stopping()
+      ? withId(
+        { status: Status.NO_PEER, error: "peer is shutting down" },
+        message,
+      )
+      : await runner.run({
+        name: message.name,
+        id: message.id,
+        hasId: message.hasId,
+        params: message.params,
+        peer: link.name,
+      });
+    this.#answer(link, status, ref);
+  }
+}
+
+/** The `params.code` of a command message, if it has one. */
+function commandCode(message: Message): string | undefined {
+  if (message.name !== REMOTE_COMMAND) return undefined;
+  try {
+    return parseCommand(message).code;
+  } catch {
+    return undefined;
+  }
+}
