@@ -137,7 +137,10 @@ export class RemoteServer implements Remote {
         upgraded.response.headers.set(PROJECT_HEADER, VERSION);
         this.#accept(upgraded.socket, address, handler, verdict);
       } catch (error) {
+        // The 101 must still be returned: any other answer after an upgrade
+        // closes Deno's whole listener. The client is told with 1011.
         log.error(`${address}: ${(error as Error).stack ?? error}`);
+        upgraded.socket.onopen = () => upgraded.socket.close(1011);
       }
       return upgraded.response;
     });

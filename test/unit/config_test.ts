@@ -428,3 +428,120 @@ Deno.test("loadConfig with invalid JSON is a one-line ConfigError", async () => 
     }
   });
 });
+
+Deno.test("a short secret is a config error that does not show the secret", () => {
+  const message = configError(() =>
+    parseConfig({ mode: "server", port: 1, secret: "hunter2" }, FILE)
+  );
+  assert(!message.includes("hunter2"), message);
+  assertMatch(
+    message,
+    /field "secret": expected a secret of at least 16 bytes/,
+  );
+  assertMatch(message, /found a string of 7 bytes$/);
+  const token = configError(() =>
+    parseConfig({
+      mode: "server",
+      port: 1,
+      peers: { web: { token: "short-token" } },
+    }, FILE)
+  );
+  assert(!token.includes("short-token"), token);
+});
+
+Deno.test("a pin is normalised, and needs a wss:// proxy", () => {
+  const hex = "AB".repeat(32);
+  const colons = Array(32).fill("ab").join(":");
+  for (const pin of [`sha256:${hex}`, `sha256:${colons}`]) {
+    const { config } = parseConfig({
+      mode: "client",
+      proxy: "wss://server.example:3006",
+      pin,
+    }, FILE);
+    assert(config.mode === "client");
+    assertEquals(config.pin, `sha256:${"ab".repeat(32)}`);
+  }
+  assertMatch(
+    configError(() =>
+      parseConfig({ mode: "client", proxy: "wss://h:1", pin: "md5:ab" }, FILE)
+    ),
+    /field "pin": expected a pin like/,
+  );
+  assertMatch(
+    configError(() =>
+      parseConfig({
+        mode: "client",
+        proxy: "ws://h:1",
+        pin: `sha256:${hex}`,
+      }, FILE)
+    ),
+    /field "pin": expected "proxy" to be a wss:\/\/ URL/,
+  );
+});
+
+Deno.test("a peer entry has exactly one of token and tokenFile", () => {
+  assertMatch(
+    configError(() =>
+      parseConfig({ mode: "server", port: 1, peers: { web: {} } }, FILE)
+    ),
+    /field "peers.web": expected exactly one of "token" and "tokenFile", found neither/,
+  );
+  assertMatch(
+    configError(() =>
+      parseConfig({
+        mode: "server",
+        port: 1,
+        peers: { "../x": { token: "t".repeat(16) } },
+      }, FILE)
+    ),
+    /peers/,
+  );
+});
+
+Deno.test("loadConfig reads secret files, warns about open modes, and takes WSDAEMON_SECRET", async () => {
+  await withPrefix(async (prefix) => {
+    const secretFile = join(prefix, "secret");
+    await Deno.writeTextFile(secretFile, "a-secret-of-enough-bytes\n");
+    await Deno.chmod(secretFile, 0o644);
+    await Deno.writeTextFile(
+      join(prefix, "config.json"),
+      JSON.stringify({
+        mode: "server",
+        port: 1,
+        host: "127.0.0.1",
+        secretFile: "secret",
+        peers: { web: { tokenFile: secretFile + "-web" } },
+      }),
+    );
+    await Deno.writeTextFile(secretFile + "-web", "a-token-of-enough-bytes");
+    await Deno.chmod(secretFile + "-web", 0o600);
+    const { config, warnings } = await loadConfig(prefix);
+    assert(config.mode === "server");
+    assertEquals(config.trust.secret, "a-secret-of-enough-bytes");
+    assertEquals(config.trust.peers, [{
+      name: "web",
+      token: "a-token-of-enough-bytes",
+      scripts: undefined,
+      commands: undefined,
+    }]);
+    assertEquals(warnings.length, 1, warnings.join("\n"));
+    assertMatch(warnings[0], /secret.*readable by group or others.*chmod 600/);
+
+    await Deno.writeTextFile(
+      join(prefix, "config.json"),
+      JSON.stringify({ mode: "client", proxy: "127.0.0.1", port: 1 }),
+    );
+    const fromEnv = await loadConfig(prefix, {
+      WSDAEMON_SECRET: "from-the-environment",
+    });
+    assert(fromEnv.config.mode === "client");
+    assertEquals(fromEnv.config.trust.secret, "from-the-environment");
+    const short = await assertRejects(() =>
+      loadConfig(prefix, { WSDAEMON_SECRET: "short" })
+    );
+    assertMatch(
+      (short as Error).message,
+      /^WSDAEMON_SECRET: expected a secret of at least 16 bytes, found 5 bytes$/,
+    );
+  });
+});
