@@ -19,7 +19,7 @@ PERMISSIONS := $(shell cat scripts/permissions.txt)
 WSDAEMON_ORIGINAL ?= $(wildcard $(abspath $(CURDIR)/../shared/peers/ws-daemon-original/run))
 export WSDAEMON_ORIGINAL
 
-.PHONY: test fmt lint check unit demo run build bench clean
+.PHONY: test fmt lint check unit fuzz demo run build bench clean
 
 test: lint check
 	$(DENO) fmt --check
@@ -28,6 +28,11 @@ test: lint check
 
 unit:
 	$(DENO) test --frozen --sanitize-ops --sanitize-resources --allow-all test/unit/
+
+# The seeded fuzz test of `make test`, longer: make fuzz [SEED=n] [COUNT=n]
+fuzz:
+	WSDAEMON_FUZZ_COUNT=$(or $(COUNT),200000) WSDAEMON_FUZZ_SEED=$(or $(SEED),$$RANDOM) \
+	  $(DENO) test --frozen --sanitize-ops --sanitize-resources --allow-all test/security/fuzz_test.ts
 
 fmt:
 	$(DENO) fmt

@@ -124,11 +124,47 @@ export function withId(
 }
 
 /**
+ * How deep a message may nest. JSON.parse takes any depth, but a megabyte of
+ * `[` decodes to half a million arrays, some 100 MB of heap, and every later
+ * encode of it recurses as deep; no request needs more than a few levels.
+ */
+export const MAX_DEPTH = 256;
+
+/**
+ * The nesting depth of JSON text, counting brackets outside strings; stops
+ * counting past `limit`. Text shorter than the limit cannot be deeper, so the
+ * usual small message is not scanned at all.
+ */
+export function nestingDepth(text: string, limit: number): number {
+  if (text.length <= limit) return 0;
+  let depth = 0;
+  let deepest = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === 0x5c) i++; // a backslash escapes the next character
+      else if (c === 0x22) inString = false;
+    } else if (c === 0x22) inString = true;
+    else if (c === 0x5b || c === 0x7b) {
+      if (++depth > deepest && (deepest = depth) > limit) return deepest;
+    } else if (c === 0x5d || c === 0x7d) depth--;
+  }
+  return deepest;
+}
+
+/**
  * Decodes one message (a local line or a peer frame).
  *
  * @throws {ProtocolError} not JSON, not an object, or no string `name`.
  */
 export function parseMessage(text: string): Message {
+  const depth = nestingDepth(text, MAX_DEPTH);
+  if (depth > MAX_DEPTH) {
+    throw new ProtocolError(
+      `Cannot read message as it nests arrays or objects more than ${MAX_DEPTH} deep`,
+    );
+  }
   let value: unknown;
   try {
     value = JSON.parse(text);

@@ -89,7 +89,7 @@ export interface StartOptions {
 }
 
 const READY =
-  /ready: ws-daemon \S+, (server|client) mode, (?:listening on (ws:\/\/\S+)|server \S+), local socket (\S+)/;
+  /ready: ws-daemon \S+, (server|client) mode, (?:listening on (wss?:\/\/\S+)|server \S+), local socket (\S+)/;
 
 /** One daemon process; its log (stderr) is collected line by line. */
 export class DaemonProcess extends LoggedProcess {

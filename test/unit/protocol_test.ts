@@ -3,7 +3,9 @@ import {
   encodeCommand,
   encodeStatusFrame,
   encodeStatusLine,
+  MAX_DEPTH,
   type Message,
+  nestingDepth,
   parseCommand,
   parseHello,
   parseMessage,
@@ -95,8 +97,11 @@ Deno.test("parseMessage rejects an id that is not a string or a number with -4, 
     const error = protocolError(() => parseMessage(text));
     assertEquals(error.status, -4);
     assertEquals(error.hasId, false);
-    assertMatch(error.message, /'id' must be a string or a number/);
-    assert(error.message.endsWith(`found ${found}`), error.message);
+    // Deep ones are refused for their depth before their id is looked at.
+    if (!text.includes(deep)) {
+      assertMatch(error.message, /'id' must be a string or a number/);
+      assert(error.message.endsWith(`found ${found}`), error.message);
+    }
     const report = error.toReport();
     assert(!("id" in report), `id in ${JSON.stringify(report)}`);
     // Every answer can be encoded, whatever the message held.
@@ -290,4 +295,27 @@ Deno.test("parseHello is lenient: extra fields, wrong types and missing keys", (
   for (const data of [undefined, null, "hello", 1]) {
     assertEquals(parseHello(data), undefined, JSON.stringify(data));
   }
+});
+
+Deno.test("parseMessage rejects nesting deeper than MAX_DEPTH with -4, before decoding", () => {
+  const deep = (n: number) => "[".repeat(n) + "]".repeat(n);
+  const ok = parseMessage(`{"name":"x","params":${deep(MAX_DEPTH - 1)}}`);
+  assertEquals(ok.name, "x");
+  for (
+    const text of [
+      `{"name":"x","params":${deep(MAX_DEPTH + 1)}}`,
+      `{"name":"x","id":"a","params":${deep(500_000)}}`,
+      `{"name":${"{".repeat(MAX_DEPTH * 2)}`,
+    ]
+  ) {
+    const error = protocolError(() => parseMessage(text));
+    assertEquals(error.status, -4);
+    assertMatch(error.message, /nests arrays or objects more than 256 deep/);
+  }
+  // Brackets inside strings are text, not nesting.
+  const quoted = parseMessage(
+    JSON.stringify({ name: "x", params: "[".repeat(10_000) + '\\"' }),
+  );
+  assertEquals(quoted.name, "x");
+  assertEquals(nestingDepth('["a\\"[[[", [1]]', 1), 2);
 });
