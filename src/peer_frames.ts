@@ -76,7 +76,7 @@ export class PeerFrames implements PeerHandler {
   onClose(link: PeerLink, reason: string): void {
     const orphans = link.pending.drain();
     this.#options.log.info(
-      `peer ${link.name} (${link.label}) disconnected: ${reason}${
+      `peer ${link.title} disconnected: ${reason}${
         orphans.length ? `; ${orphans.length} request(s) answered -2` : ""
       }`,
     );

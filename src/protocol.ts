@@ -6,6 +6,8 @@
  * @module
  */
 
+import { nestingDepth, topLevelKeys } from "./shallow_json.ts";
+
 /** Status codes below zero; 0…255 are a script's exit code. */
 export const Status = {
   /** The script could not be run: unknown, invalid or non-executable name. */
@@ -129,29 +131,7 @@ export function withId(
  * encode of it recurses as deep; no request needs more than a few levels.
  */
 export const MAX_DEPTH = 256;
-
-/**
- * The nesting depth of JSON text, counting brackets outside strings; stops
- * counting past `limit`. Text shorter than the limit cannot be deeper, so the
- * usual small message is not scanned at all.
- */
-export function nestingDepth(text: string, limit: number): number {
-  if (text.length <= limit) return 0;
-  let depth = 0;
-  let deepest = 0;
-  let inString = false;
-  for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i);
-    if (inString) {
-      if (c === 0x5c) i++; // a backslash escapes the next character
-      else if (c === 0x22) inString = false;
-    } else if (c === 0x22) inString = true;
-    else if (c === 0x5b || c === 0x7b) {
-      if (++depth > deepest && (deepest = depth) > limit) return deepest;
-    } else if (c === 0x5d || c === 0x7d) depth--;
-  }
-  return deepest;
-}
+export { nestingDepth };
 
 /**
  * Decodes one message (a local line or a peer frame).
@@ -159,10 +139,12 @@ export function nestingDepth(text: string, limit: number): number {
  * @throws {ProtocolError} not JSON, not an object, or no string `name`.
  */
 export function parseMessage(text: string): Message {
-  const depth = nestingDepth(text, MAX_DEPTH);
-  if (depth > MAX_DEPTH) {
+  if (nestingDepth(text, MAX_DEPTH) > MAX_DEPTH) {
+    // Not decoded; its id and ref are read off the top level, for the answer.
+    const { id, hasId, ref } = topLevelKeys(text);
     throw new ProtocolError(
       `Cannot read message as it nests arrays or objects more than ${MAX_DEPTH} deep`,
+      { id, hasId, ref },
     );
   }
   let value: unknown;

@@ -28,7 +28,7 @@ import {
 import { LOCAL_COMMAND } from "./protocol.ts";
 import { checkScriptName } from "./scripts.ts";
 import type { LocalConnection, LocalHandler } from "./local/connection.ts";
-import type { PeerLink } from "./remote/peer_link.ts";
+import { FRAME_SLACK_BYTES, type PeerLink } from "./remote/peer_link.ts";
 import type { Remote } from "./remote/remote.ts";
 import type { Logger } from "./log.ts";
 
@@ -198,8 +198,10 @@ export class Router implements LocalHandler {
     const entry = link.pending.add(connection, message, withRefs);
     const frame = withRefs ? withRef(text, entry.ref) : text;
     const limit = link.hello?.maxMessageBytes ?? this.#options.maxMessageBytes;
+    // A peer takes frames a little over its limit, for the ref we add.
+    const most = limit + FRAME_SLACK_BYTES;
     // Cheap first: only a frame that might be too long is measured.
-    if (frame.length * 3 > limit && encoder.encode(frame).length > limit) {
+    if (frame.length * 3 > most && encoder.encode(frame).length > most) {
       link.pending.remove(entry);
       throw new ProtocolError(
         `message rejected as it would be longer than ${link.name}'s ${limit}-byte frame limit`,

@@ -236,9 +236,12 @@ async function addPeer(
       EXIT.CONFIG,
     );
   }
-  const { fingerprint, names } = readCertificate(certFile);
+  const { fingerprint, names, commonName } = readCertificate(certFile);
   const host = joinHost(
-    hosts[0] ?? names.find((name) => !isLoopback(name) && isValidHost(name)),
+    hosts[0] ??
+      (commonName !== undefined && isValidHost(commonName)
+        ? commonName
+        : names.find((name) => !isLoopback(name) && isValidHost(name))),
     Deno.hostname(),
   );
   const token = newToken();
@@ -347,7 +350,7 @@ async function readServerConfig(file: string): Promise<ServerConfigFile> {
 /** The pin and the DNS and IP names of the certificate in `file`. */
 function readCertificate(
   file: string,
-): { fingerprint: string; names: string[] } {
+): { fingerprint: string; names: string[]; commonName?: string } {
   let pem: string;
   try {
     pem = Deno.readTextFileSync(file);
@@ -356,13 +359,14 @@ function readCertificate(
   }
   try {
     const fingerprint = fingerprintOf(pem);
-    const san = new x509.X509Certificate(pem).getExtension(
-      x509.SubjectAlternativeNameExtension,
-    );
+    const cert = new x509.X509Certificate(pem);
+    const san = cert.getExtension(x509.SubjectAlternativeNameExtension);
+    // init puts the first --host in the subject: the address clients dial.
+    const commonName = cert.subjectName.getField("CN")[0];
     const names = (san?.names.items ?? [])
       .filter((name) => name.type === "dns" || name.type === "ip")
       .map((name) => name.value);
-    return { fingerprint, names };
+    return { fingerprint, names, commonName };
   } catch (error) {
     configError(
       `${file}: expected a PEM certificate, found one that cannot be read: ${

@@ -19,6 +19,7 @@ import {
   type PeerHandler,
   PeerLink,
   type PeerLinkOptions,
+  REPLACED,
 } from "./peer_link.ts";
 import { logIntroduction, PROJECT_HEADER, type Remote } from "./remote.ts";
 import { dial, DialError } from "./dial.ts";
@@ -49,6 +50,9 @@ export interface RemoteClientOptions extends PeerLinkOptions {
 const CLOSE_HANDSHAKE_MS = 2_000;
 const PING = encodeCommand(REMOTE_COMMAND, CommandCode.PING, null);
 
+/** A link up this long was not caught in a replacement loop. */
+const STABLE_MS = 60_000;
+
 export class RemoteClient implements Remote {
   readonly mode = "client";
   readonly #options: RemoteClientOptions;
@@ -61,6 +65,8 @@ export class RemoteClient implements Remote {
   /** Whether the last state logged was "connected" (log changes once). */
   #wasUp: boolean | undefined;
   #connections = 0;
+  /** Times in a row another connection took this client's name (4009). */
+  #replaced = 0;
 
   constructor(options: RemoteClientOptions) {
     this.#options = options;
@@ -164,7 +170,9 @@ export class RemoteClient implements Remote {
     link.attach({
       onOpen: (l) => {
         l.state = "authenticated";
-        this.#failures = 0;
+        // After a replacement the backoff must not reset, or two clients
+        // with one name take it from each other several times a second.
+        this.#failures = this.#replaced > 0 ? 2 + this.#replaced : 0;
         log.info(`connected to ${url}`);
         this.#wasUp = true;
         this.#startHeartbeat(l);
@@ -185,6 +193,17 @@ export class RemoteClient implements Remote {
         clearTimeout(helloTimer);
         if (this.#link === l) this.#link = undefined;
         this.#stopHeartbeat();
+        if (l.closeCode === REPLACED) {
+          // Two clients with one name would replace each other for ever:
+          // each time, wait longer before taking the name back.
+          this.#replaced++;
+          this.#failures = Math.max(this.#failures, 2 + this.#replaced);
+          log.error(
+            `another connection to the server took this client's name (${l.name}); give each client its own name or token`,
+          );
+        } else if (Date.now() - l.since.getTime() > STABLE_MS) {
+          this.#replaced = 0;
+        }
         const retry = this.#stopped || this.#timer !== undefined
           ? ""
           : "; reconnecting with backoff";

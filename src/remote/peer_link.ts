@@ -79,7 +79,7 @@ export const NO_HELLO = 4008;
 /** Close code for a link whose name a newer connection took. */
 export const REPLACED = 4009;
 /** Frames may exceed maxMessageBytes by this much: the sender's `ref` field. */
-const FRAME_SLACK_BYTES = 256;
+export const FRAME_SLACK_BYTES = 256;
 /** How long a send backlog may stay over budget before the peer is cut. */
 const STALL_MS = 5_000;
 /** A backlog this many times the budget is cut at once. */
@@ -103,6 +103,8 @@ export class PeerLink {
   readonly rate: TokenBucket;
   /** When the link opened. */
   readonly since = new Date();
+  /** The WebSocket close code, once the socket has closed. */
+  closeCode: number | undefined;
   /** Requests sent to this peer, waiting for its STATUS. */
   readonly pending = new PendingTable<LocalConnection>();
   /** When the peer was last heard from, for the heartbeat. */
@@ -131,6 +133,13 @@ export class PeerLink {
   /** Names the link: by its token, its HELLO, or as an original. */
   set name(name: string) {
     this.#name = name;
+  }
+
+  /** Name and place for logs: `web-1 (client#3 (10.0.0.5:41000))`. */
+  get title(): string {
+    return this.#name === undefined
+      ? this.label
+      : `${this.#name} (${this.label})`;
   }
 
   get isOpen(): boolean {
@@ -175,6 +184,7 @@ export class PeerLink {
       if (message) this.#options.log.debug(`${this.label}: ${message}`);
     };
     socket.onclose = (event) => {
+      this.closeCode = event.code;
       this.#socketClosed.resolve();
       guard("close", () =>
         this.#finish(
@@ -208,7 +218,7 @@ export class PeerLink {
     if (!this.isOpen) return false;
     if (this.#overBudget()) {
       this.#options.log.warn(
-        `${this.name} (${this.label}): ${this.#socket.bufferedAmount} bytes unsent (peer not reading); disconnecting it`,
+        `${this.title}: ${this.#socket.bufferedAmount} bytes unsent (peer not reading); disconnecting it`,
       );
       this.close(NOT_READING, "not reading");
       return false;

@@ -319,3 +319,38 @@ Deno.test("parseMessage rejects nesting deeper than MAX_DEPTH with -4, before de
   assertEquals(quoted.name, "x");
   assertEquals(nestingDepth('["a\\"[[[", [1]]', 1), 2);
 });
+
+Deno.test("a message refused for its depth still answers with its id, and a peer's with its ref", () => {
+  const deep = "[".repeat(300) + "]".repeat(300);
+  for (
+    const [text, hasId, id] of [
+      [
+        `{"name":"noop","id":"params-300","params":${deep}}`,
+        true,
+        "params-300",
+      ],
+      [`{"params":${deep},"id":42,"name":"x"}`, true, 42],
+      [
+        `{"name":"x","x":{"id":"inner","y":${deep}},"id":"outer"}`,
+        true,
+        "outer",
+      ],
+      [`{"name":"x","id":"a\\"b","p":${deep}}`, true, 'a"b'],
+      [`{"name":"x","id":null,"p":${deep}}`, false, undefined],
+      [`{"name":"x","id":[1],"p":${deep}}`, false, undefined],
+      [`{"name":"x","id":${deep}}`, false, undefined],
+      [`{"name":"x","p":${deep}}`, false, undefined],
+      [`{"name":"x","p":"\\"id\\":1","q":${deep}}`, false, undefined],
+    ] as const
+  ) {
+    const error = protocolError(() => parseMessage(text));
+    assertEquals(error.status, -4, text.slice(0, 60));
+    assertEquals(error.hasId, hasId, `hasId of ${text.slice(0, 60)}`);
+    if (hasId) assertEquals(error.id, id);
+    assertEquals("id" in error.toReport(), hasId);
+  }
+  const withRefError = protocolError(() =>
+    parseMessage(`{"name":"x","ref":"abc","params":${deep}}`)
+  );
+  assertEquals(withRefError.ref, "abc");
+});
