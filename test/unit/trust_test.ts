@@ -8,7 +8,7 @@ const TOKEN = "t".repeat(24);
 
 Deno.test("a token bucket gives its burst at once, then its rate", () => {
   const bucket = new TokenBucket({ perSecond: 10, burst: 3 });
-  const t0 = performance.now();
+  const t0 = 1_000;
   assertEquals([1, 2, 3, 4].map(() => bucket.take(t0)), [
     true,
     true,
