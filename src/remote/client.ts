@@ -62,9 +62,9 @@ export class RemoteClient implements Remote {
   #timer: ReturnType<typeof setTimeout> | undefined;
   #heartbeat: ReturnType<typeof setInterval> | undefined;
   #stopped = false;
-  /** Whether the last state logged was "connected" (log changes once). */
-  #wasUp: boolean | undefined;
   #connections = 0;
+  /** How the last connection attempt failed, to say each kind once. */
+  #lastFailure: string | undefined;
   /** Times in a row another connection took this client's name (4009). */
   #replaced = 0;
 
@@ -144,15 +144,19 @@ export class RemoteClient implements Remote {
         ? `${error.message}: the server does not accept this client's secret`
         : error.message
       : error.message;
-    if (error instanceof DialError && error.httpStatus === 401) {
-      // Said every time: a wrong secret does not fix itself.
-      log.error(`cannot connect to ${url}: ${reason}; retrying with backoff`);
-    } else if (this.#wasUp !== false) {
-      log.warn(`cannot reach ${url}: ${reason}; reconnecting with backoff`);
-    } else {
+    // Each kind of failure is said once per outage; retries that fail the
+    // same way go to debug, a new way of failing is said again.
+    const kind = error instanceof DialError
+      ? `${error.kind}${error.httpStatus ?? ""}`
+      : "error";
+    if (kind === this.#lastFailure) {
       log.debug(`connection attempt to ${url} failed: ${reason}`);
+    } else if (error instanceof DialError && error.httpStatus === 401) {
+      log.error(`cannot connect to ${url}: ${reason}; retrying with backoff`);
+    } else {
+      log.warn(`cannot reach ${url}: ${reason}; reconnecting with backoff`);
     }
-    this.#wasUp = false;
+    this.#lastFailure = kind;
     this.#scheduleReconnect();
   }
 
@@ -174,7 +178,6 @@ export class RemoteClient implements Remote {
         // with one name take it from each other several times a second.
         this.#failures = this.#replaced > 0 ? 2 + this.#replaced : 0;
         log.info(`connected to ${url}`);
-        this.#wasUp = true;
         this.#startHeartbeat(l);
         this.#handler?.onOpen(l);
         // A server of this project says so in its 101 and then HELLO; an
@@ -209,7 +212,6 @@ export class RemoteClient implements Remote {
           : "; reconnecting with backoff";
         this.#handler?.onClose(l, reason);
         log.warn(`disconnected from ${url}: ${reason}${retry}`);
-        this.#wasUp = false;
         this.#scheduleReconnect();
       },
     });
