@@ -1,7 +1,7 @@
 /**
  * One-command pairing: `ws-daemon init` on the server, `ws-daemon join` on
- * the client, each run as a process of its own (test/fixtures/cli_main.ts)
- * in temporary prefixes, checked by the files it leaves: their modes, the
+ * the client, each run as a process of its own (src/main.ts, with the
+ * daemon's permission flags) in temporary prefixes, checked by the files it leaves: their modes, the
  * configs, the certificate's names and the pin in the join line.
  */
 
@@ -12,9 +12,10 @@ import { assert, assertEquals, assertMatch } from "../helpers/assert.ts";
 import { type JoinLine, parseJoinLine } from "../../src/cli/join_line.ts";
 import { loadConfig } from "../../src/config_files.ts";
 import { fingerprintOf } from "../../src/tls/certificate.ts";
+import { PERMISSIONS } from "../helpers/daemon.ts";
 
 const ROOT = new URL("../../", import.meta.url).pathname;
-const ENTRY = join(ROOT, "test/fixtures/cli_main.ts");
+const ENTRY = join(ROOT, "src/main.ts");
 
 interface Run {
   code: number;
@@ -35,7 +36,7 @@ async function cli(
   env: Record<string, string> = {},
 ): Promise<Run> {
   const output = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "--frozen", "--quiet", "--allow-all", ENTRY, ...args],
+    args: ["run", "--frozen", "--quiet", ...PERMISSIONS, ENTRY, ...args],
     cwd: ROOT,
     env: {
       WSDAEMON_PREFIX: dir.file("from-env"),
