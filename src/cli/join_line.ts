@@ -28,6 +28,8 @@
  * @module
  */
 
+import { PEER_NAME } from "../config.ts";
+
 import { isIP } from "node:net";
 
 /** What a join line says. */
@@ -47,7 +49,6 @@ export interface JoinLine {
 const SCHEME = "wsd://";
 const FORMAT = "wsd://HOST:PORT/PEER#TOKEN@sha256:HEX";
 /** Peer names, as in a server's `peers`: 1–64 characters, no leading `.`/`-`. */
-const PEER_NAME = /^[A-Za-z0-9_][A-Za-z0-9._-]{0,63}$/;
 const PEER_RULE =
   "1 to 64 characters of A-Z a-z 0-9 . _ - not starting with '.' or '-'";
 const TOKEN = /^[A-Za-z0-9_-]{43}$/;
