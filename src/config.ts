@@ -29,11 +29,22 @@ const port = z.number().int().min(0).max(65535);
 const positiveMs = z.number().int().positive();
 const count = z.number().int().min(1);
 
+/**
+ * A secret travels as `Authorization: Bearer <secret>`: one token of
+ * printable ASCII, no spaces (anything else could never match).
+ */
+export const SECRET_CHARS = /^[\x21-\x7e]+$/;
+export const SECRET_RULE =
+  "a secret of printable ASCII without spaces (it goes in an HTTP header)";
+
 /** Secrets this short can be guessed; the config refuses them. */
 export const MIN_SECRET_BYTES = 16;
 const secret = z.string().refine(
   (text) => new TextEncoder().encode(text).length >= MIN_SECRET_BYTES,
   `a secret of at least ${MIN_SECRET_BYTES} bytes`,
+).refine(
+  (text) => SECRET_CHARS.test(text),
+  SECRET_RULE,
 );
 /** A path to a file, relative to the prefix or absolute. */
 const filePath = z.string().min(1);

@@ -15,6 +15,8 @@ import {
   type LoadedConfig,
   MIN_SECRET_BYTES,
   parseConfig,
+  SECRET_CHARS,
+  SECRET_RULE,
 } from "./config.ts";
 
 /** The environment variables a config may take from. */
@@ -132,6 +134,11 @@ function checkLength(value: string, where: string): void {
   if (bytes < MIN_SECRET_BYTES) {
     throw new ConfigError(
       `${where}: expected a secret of at least ${MIN_SECRET_BYTES} bytes, found ${bytes} bytes`,
+    );
+  }
+  if (!SECRET_CHARS.test(value)) {
+    throw new ConfigError(
+      `${where}: expected ${SECRET_RULE}, found a string with other characters`,
     );
   }
 }

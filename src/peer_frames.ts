@@ -30,7 +30,11 @@ import {
   withId,
 } from "./protocol.ts";
 import type { ScriptRunner } from "./scripts.ts";
-import type { PeerHandler, PeerLink } from "./remote/peer_link.ts";
+import {
+  FRAME_SLACK_BYTES,
+  type PeerHandler,
+  type PeerLink,
+} from "./remote/peer_link.ts";
 import type { Remote } from "./remote/remote.ts";
 import { allows } from "./trust/auth.ts";
 import type { Logger } from "./log.ts";
@@ -47,6 +51,7 @@ export interface PeerFramesOptions {
   stopping(): boolean;
 }
 
+const encoder = new TextEncoder();
 const PONG = encodeCommand(REMOTE_COMMAND, CommandCode.PONG, null);
 /** Codes that are the protocol itself, not commands a peer's user sends. */
 const PROTOCOL_CODES = new Set<string>([
@@ -125,8 +130,29 @@ export class PeerFrames implements PeerHandler {
 
   /** Sends a status for a request of `link`, with its ref when it had one. */
   #answer(link: PeerLink, status: StatusData, ref: string | undefined): void {
-    if (ref !== undefined) status.ref = ref;
-    if (!link.send(encodeStatusFrame(status))) {
+    if (ref !== undefined) {
+      // The asker matches by ref and puts its own id back: echoing the id
+      // would only make the answer longer than the request.
+      delete status.id;
+      status.ref = ref;
+    }
+    let frame = encodeStatusFrame(status);
+    const limit =
+      (link.hello?.maxMessageBytes ?? this.#options.maxMessageBytes) +
+      FRAME_SLACK_BYTES;
+    if (frame.length * 3 > limit && encoder.encode(frame).length > limit) {
+      // An error quoting a long name can outgrow the peer's frame limit;
+      // the status itself must still arrive.
+      this.#options.log.warn(
+        `status ${status.status} for ${link.name} too long to send whole; sent without its error text`,
+      );
+      const short: StatusData = { status: status.status };
+      if (ref !== undefined) short.ref = ref;
+      else if (Object.hasOwn(status, "id")) short.id = status.id;
+      short.error = "the answer was too long to send; see the peer's log";
+      frame = encodeStatusFrame(short);
+    }
+    if (!link.send(frame)) {
       this.#options.log.warn(
         `status ${status.status} not delivered: ${link.name} is gone`,
       );
@@ -234,7 +260,7 @@ export class PeerFrames implements PeerHandler {
     if (!allows(link.policy.scripts, message.name)) {
       return refuse(
         `peer ${link.name} may not run script ${
-          JSON.stringify(message.name.slice(0, 255))
+          JSON.stringify(message.name.slice(0, 64))
         } here`,
       );
     }

@@ -253,14 +253,19 @@ export function withRef(text: string, ref: string): string {
 /** Status fields a peer may set that are relayed to the asker as they are. */
 const RELAYED_TYPES = new Set(["string", "number", "boolean"]);
 
+/** Fields of a peer's status that the asker's daemon sets itself. */
+const OWN_FIELDS = new Set(["ref", "status", "id", "peer"]);
+
 /**
  * A status from a peer as the asker gets it: its fields of plain types only,
- * so that no peer can make an answer that cannot be encoded, or a huge one.
+ * so that no peer can make an answer that cannot be encoded, or a huge one;
+ * `id` and `peer` are the asker daemon's to set (its request's id, the link's
+ * name), never the peer's.
  */
 export function relayedReport(data: StatusData): StatusReport {
   const report: StatusReport = { status: data.status };
   for (const [key, value] of Object.entries(data)) {
-    if (key === "ref" || key === "status") continue;
+    if (OWN_FIELDS.has(key)) continue;
     if (value === null || RELAYED_TYPES.has(typeof value)) report[key] = value;
   }
   return report;

@@ -14,6 +14,7 @@
  */
 
 import {
+  FRAME_SLACK_BYTES,
   type LinkSocket,
   NO_HELLO,
   type PeerHandler,
@@ -63,6 +64,8 @@ export class RemoteClient implements Remote {
   #heartbeat: ReturnType<typeof setInterval> | undefined;
   #stopped = false;
   #connections = 0;
+  /** Numbers dial attempts; a stale one's socket is closed on arrival. */
+  #attempt = 0;
   /** How the last connection attempt failed, to say each kind once. */
   #lastFailure: string | undefined;
   /** Times in a row another connection took this client's name (4009). */
@@ -107,6 +110,8 @@ export class RemoteClient implements Remote {
     if (this.#stopped) return;
     this.#options.log.info(`pausing: disconnecting for ${ms} ms`);
     clearTimeout(this.#timer);
+    // A dial still under way must not open a second link beside the next.
+    this.#attempt++;
     // Set the timer first: the close below must not schedule a backoff.
     this.#timer = setTimeout(() => this.#connect(), ms);
     const link = this.#link;
@@ -117,22 +122,33 @@ export class RemoteClient implements Remote {
   #connect(): void {
     this.#timer = undefined;
     if (this.#stopped) return;
-    const { url, log, handshakeTimeoutMs, trust } = this.#options;
+    const { url, log, handshakeTimeoutMs, trust, maxMessageBytes } =
+      this.#options;
     log.debug(`connecting to ${url}`);
+    const attempt = ++this.#attempt;
+    const deadline = Date.now() + handshakeTimeoutMs;
     let speaksHello = false;
-    const attempt = dial({
+    dial({
       url,
       secret: trust.secret,
       ca: trust.ca,
       pin: this.#options.pin,
       timeoutMs: handshakeTimeoutMs,
       headers: { [PROJECT_HEADER]: VERSION },
+      maxPayload: maxMessageBytes + FRAME_SLACK_BYTES,
       onUpgrade: (headers) =>
         speaksHello = headers[PROJECT_HEADER] !== undefined,
-    });
-    attempt.then(
-      (socket) => this.#opened(socket as unknown as LinkSocket, speaksHello),
-      (error) => this.#failed(error as Error),
+    }).then(
+      (socket) => {
+        const link = socket as unknown as LinkSocket;
+        // Paused, stopped or superseded while dialling: not wanted any more.
+        if (attempt !== this.#attempt || this.#stopped) {
+          link.close(1000, "going away: connection no longer wanted");
+        } else this.#opened(link, speaksHello, deadline);
+      },
+      (error) => {
+        if (attempt === this.#attempt) this.#failed(error as Error);
+      },
     );
   }
 
@@ -160,12 +176,8 @@ export class RemoteClient implements Remote {
     this.#scheduleReconnect();
   }
 
-  #opened(socket: LinkSocket, speaksHello: boolean): void {
+  #opened(socket: LinkSocket, speaksHello: boolean, deadline: number): void {
     const { url, log, handshakeTimeoutMs } = this.#options;
-    if (this.#stopped || this.#timer !== undefined) {
-      socket.close(1000, "going away: client shutting down");
-      return;
-    }
     const link = new PeerLink(socket, url, this.#options);
     link.policy = { scripts: this.#options.peerScripts };
     this.#link = link;
@@ -184,17 +196,24 @@ export class RemoteClient implements Remote {
         // original never speaks first, and is ready as it is.
         if (!speaksHello) this.introduce(l, undefined);
         else {
+          // One handshakeTimeoutMs covers the dial and the HELLO.
           helloTimer = setTimeout(() => {
             if (l.state !== "authenticated") return;
             log.warn(`server sent no HELLO within ${handshakeTimeoutMs} ms`);
             l.close(NO_HELLO, "no HELLO within handshakeTimeoutMs");
-          }, handshakeTimeoutMs);
+          }, Math.max(0, deadline - Date.now()));
         }
       },
       onFrame: (l, text) => this.#handler?.onFrame(l, text),
       onClose: (l, reason) => {
         clearTimeout(helloTimer);
-        if (this.#link === l) this.#link = undefined;
+        if (this.#link !== l) {
+          // An older link (paused away): its requests are answered, and the
+          // current link's heartbeat and reconnecting are left alone.
+          this.#handler?.onClose(l, reason);
+          return;
+        }
+        this.#link = undefined;
         this.#stopHeartbeat();
         if (l.closeCode === REPLACED) {
           // Two clients with one name would replace each other for ever:

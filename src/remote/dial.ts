@@ -50,6 +50,8 @@ export interface DialOptions {
   pin?: string;
   /** Deadline for the whole attempt: TCP, TLS and the upgrade. */
   timeoutMs: number;
+  /** The longest frame taken; a longer one closes the link (1009). */
+  maxPayload?: number;
   /** Called with the headers of the server's 101 answer, before open. */
   onUpgrade?: (headers: Record<string, string | string[] | undefined>) => void;
   /** Extra headers for the upgrade request. */
@@ -204,7 +206,7 @@ export async function dial(options: DialOptions): Promise<WebSocket> {
         createConnection: () => socket,
         headers: upgradeHeaders,
         perMessageDeflate: false,
-        maxPayload: MAX_PAYLOAD_BYTES,
+        maxPayload: options.maxPayload ?? MAX_PAYLOAD_BYTES,
         followRedirects: false,
         // No handshakeTimeout: the one deadline above covers the upgrade too.
       });

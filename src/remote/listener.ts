@@ -27,6 +27,11 @@ export interface ListenerOptions {
   tls?: { cert: string; key: string };
   /** How long a connection may take to send its whole request head. */
   headTimeoutMs: number;
+  /**
+   * Connections that may be waiting for their request head at once; more
+   * are dropped as they connect, so slow connections cannot take every fd.
+   */
+  maxPending: number;
   /** Headers added to every 101 answer. */
   upgradeHeaders: Record<string, string>;
   /**
@@ -56,6 +61,8 @@ export interface UpgradeRequest {
   address: string;
 }
 
+/** Unfinished request heads one address may hold at once. */
+const MAX_PENDING_PER_ADDRESS = 32;
 /** How long a refused connection may take to read its answer. */
 const REFUSAL_LINGER_MS = 2_000;
 
@@ -65,6 +72,10 @@ export class UpgradeListener {
   readonly #ws: WebSocketServer;
   /** Open connections, each with its head timer until its request came. */
   readonly #connections = new Map<Socket, ReturnType<typeof setTimeout>>();
+  /** Connections whose request head has not come yet, and their address. */
+  readonly #pending = new Map<Socket, string>();
+  /** How many of those each address holds. */
+  readonly #pendingBy = new Map<string, number>();
 
   constructor(
     options: ListenerOptions,
@@ -135,7 +146,24 @@ export class UpgradeListener {
 
   /** A new TCP connection: it has headTimeoutMs to send its request head. */
   #track(socket: Socket): void {
-    const { headTimeoutMs, log } = this.#options;
+    const { headTimeoutMs, log, maxPending } = this.#options;
+    const address = socket.remoteAddress ?? "?";
+    const fromAddress = this.#pendingBy.get(address) ?? 0;
+    if (
+      this.#pending.size >= maxPending || fromAddress >= MAX_PENDING_PER_ADDRESS
+    ) {
+      log.warn(
+        `${address}: connection dropped: ${
+          fromAddress >= MAX_PENDING_PER_ADDRESS
+            ? `${fromAddress} connections from it are`
+            : `${this.#pending.size} connections are`
+        } still sending their request head`,
+      );
+      socket.destroy();
+      return;
+    }
+    this.#pending.set(socket, address);
+    this.#pendingBy.set(address, fromAddress + 1);
     const timer = setTimeout(() => {
       log.debug(
         `${socket.remoteAddress}:${socket.remotePort}: no request head within ${headTimeoutMs} ms; closing it`,
@@ -146,7 +174,17 @@ export class UpgradeListener {
     socket.once("close", () => {
       clearTimeout(this.#connections.get(socket));
       this.#connections.delete(socket);
+      this.#unpend(socket);
     });
+  }
+
+  #unpend(socket: Socket): void {
+    const address = this.#pending.get(socket);
+    if (address === undefined) return;
+    this.#pending.delete(socket);
+    const left = (this.#pendingBy.get(address) ?? 1) - 1;
+    if (left > 0) this.#pendingBy.set(address, left);
+    else this.#pendingBy.delete(address);
   }
 
   /** The request head has come: the connection's head timer stops. */
@@ -154,6 +192,7 @@ export class UpgradeListener {
     // Behind TLS, 'connection' saw the TCP socket under this TLS socket.
     const tcp = (socket as { _parent?: Socket })._parent ?? socket as Socket;
     clearTimeout(this.#connections.get(tcp));
+    this.#unpend(tcp);
   }
 
   #upgrade(

@@ -110,7 +110,7 @@ export class PeerLink {
   identity: string | undefined;
   policy: LinkPolicy = {};
   /** Requests and commands the peer may send, per second. */
-  readonly rate: TokenBucket;
+  rate: TokenBucket;
   /** When the link opened. */
   readonly since = new Date();
   /** The WebSocket close code, once the socket has closed. */

@@ -34,6 +34,7 @@ import {
 import type { Refusal } from "./upgrade.ts";
 import { VERSION } from "../version.ts";
 import { BearerCheck } from "../trust/auth.ts";
+import { TokenBucket } from "../trust/rate.ts";
 import type { Hello } from "../protocol.ts";
 import type { ServerTrust } from "../config.ts";
 
@@ -67,6 +68,7 @@ export class RemoteServer implements Remote {
     this.#listener = new UpgradeListener({
       tls: options.trust.tls,
       headTimeoutMs: options.handshakeTimeoutMs,
+      maxPending: options.maxPeers,
       upgradeHeaders: { [PROJECT_HEADER]: VERSION },
       maxFrameBytes: options.maxMessageBytes + FRAME_SLACK_BYTES,
       log: options.log,
@@ -74,6 +76,17 @@ export class RemoteServer implements Remote {
   }
 
   #handler: PeerHandler | undefined;
+  /** The rate bucket of each token's peer, kept across its connections. */
+  readonly #buckets = new Map<string, TokenBucket>();
+
+  #bucketOf(identity: string): TokenBucket {
+    let bucket = this.#buckets.get(identity);
+    if (bucket === undefined) {
+      bucket = new TokenBucket(this.#options.rate);
+      this.#buckets.set(identity, bucket);
+    }
+    return bucket;
+  }
 
   links(): PeerLink[] {
     return this.#peers.all();
@@ -177,7 +190,7 @@ export class RemoteServer implements Remote {
     const name = auth.kind === "peer" ? auth.name : undefined;
     // A peer that reconnects replaces its old link, so it does not count.
     const replaces = name !== undefined &&
-      this.#peers.named(name) !== undefined;
+      this.#peers.all().some((link) => link.identity === name);
     if (this.#peers.size >= maxPeers && !replaces) {
       log.warn(
         `${address}: connection refused (503): ${maxPeers} clients connected (maxPeers)`,
@@ -206,6 +219,19 @@ export class RemoteServer implements Remote {
     socket.on("pong", () => link.lastHeard = Date.now());
     const entry = trust.peers.find((peer) => peer.name === link.identity);
     link.policy = { scripts: entry?.scripts, commands: entry?.commands };
+    if (link.identity !== undefined) {
+      // A token's name is known now: its older link goes at once, so one
+      // token holds one link (and one maxPeers slot) however often it dials,
+      // and keeps one rate bucket across its connections.
+      for (const old of this.#peers.all()) {
+        if (old.identity !== link.identity) continue;
+        log.warn(
+          `peer ${link.identity}: a new connection (${link.label}) replaces ${old.label}`,
+        );
+        old.close(REPLACED, "replaced by a new connection");
+      }
+      link.rate = this.#bucketOf(link.identity);
+    }
     this.#peers.add(link);
     let timer: ReturnType<typeof setTimeout> | undefined;
     link.attach({
@@ -236,7 +262,19 @@ export class RemoteServer implements Remote {
     if (link.state === "ready" && (link.hello || !hello)) return;
     link.hello = hello;
     link.state = "introduced";
-    const claimed = hello?.name || undefined;
+    let claimed = hello?.name || undefined;
+    if (
+      link.identity === undefined && claimed !== undefined &&
+      this.#options.trust.peers.some((peer) => peer.name === claimed)
+    ) {
+      // Only that peer's token gives its name; a shared secret does not.
+      log.warn(
+        `${link.label}: says its name is ${
+          JSON.stringify(claimed)
+        }, which belongs to a peer with a token of its own; it is not that peer`,
+      );
+      claimed = undefined;
+    }
     if (link.identity !== undefined) {
       if (claimed !== undefined && claimed !== link.identity) {
         log.warn(

@@ -31,7 +31,6 @@ import {
   runServer,
   textFrame,
   upgradeHead,
-  waitForNth,
 } from "./_support.ts";
 
 const DEBUG = ["--log-level", "debug"];

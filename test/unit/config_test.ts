@@ -545,3 +545,15 @@ Deno.test("loadConfig reads secret files, warns about open modes, and takes WSDA
     );
   });
 });
+
+Deno.test("a secret with a space or non-ASCII could never be sent: a config error", () => {
+  for (
+    const secret of ["correct horse battery staple", "pässwörd-pässwörd-1"]
+  ) {
+    const message = configError(() =>
+      parseConfig({ mode: "client", proxy: "h", port: 1, secret }, FILE)
+    );
+    assertMatch(message, /printable ASCII without spaces/);
+    assert(!message.includes(secret), message);
+  }
+});
