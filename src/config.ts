@@ -10,6 +10,8 @@ import { z } from "zod";
 import { LAUNCHER_KINDS } from "./launch/launcher.ts";
 import { LOG_LEVELS, type LogLevel } from "./log.ts";
 import { parsePin } from "./tls/pin.ts";
+import { ConfigError, describe, issueMessage } from "./config_messages.ts";
+import { clientUrl } from "./config_url.ts";
 
 /** A `host:port` listen address. */
 export const HOST_PORT = /^.+:\d{1,5}$/;
@@ -17,13 +19,7 @@ export const HOST_PORT = /^.+:\d{1,5}$/;
 /** The prefix used when neither `--prefix` nor `WSDAEMON_PREFIX` is given. */
 export const DEFAULT_PREFIX = "/root/ws-daemon";
 
-/** A configuration that cannot be used; the daemon exits before opening anything. */
-export class ConfigError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = "ConfigError";
-  }
-}
+export { ConfigError };
 
 const port = z.number().int().min(0).max(65535);
 const positiveMs = z.number().int().positive();
@@ -224,51 +220,6 @@ export interface LoadedConfig {
   warnings: string[];
 }
 
-/** Fields whose values never appear in a message. */
-const SECRET_FIELD = /^(secret|token)$/;
-
-function describe(value: unknown, path: PropertyKey[] = []): string {
-  if (value === undefined) return "nothing";
-  if (typeof value === "string" && SECRET_FIELD.test(String(path.at(-1)))) {
-    return `a string of ${new TextEncoder().encode(value).length} bytes`;
-  }
-  const text = JSON.stringify(value);
-  return text.length > 60 ? text.slice(0, 57) + "..." : text;
-}
-
-function fieldValue(input: unknown, path: PropertyKey[]): unknown {
-  let value = input;
-  for (const key of path) {
-    if (typeof value !== "object" || value === null) return undefined;
-    value = (value as Record<PropertyKey, unknown>)[key];
-  }
-  return value;
-}
-
-/** What a zod issue expected, in words an operator reads. */
-function expected(issue: z.core.$ZodIssue): string {
-  switch (issue.code) {
-    case "invalid_type":
-      return issue.expected === "int" ? "an integer" : `a ${issue.expected}`;
-    case "invalid_value":
-      return `one of ${issue.values.map((v) => JSON.stringify(v)).join(", ")}`;
-    case "invalid_union":
-      return `"mode" to be "server" or "client"`;
-    case "too_small":
-      return issue.origin === "string"
-        ? `a string of at least ${issue.minimum} characters`
-        : `a number of at least ${issue.minimum}`;
-    case "too_big":
-      return issue.origin === "string"
-        ? `a string of at most ${issue.maximum} characters`
-        : `a number of at most ${issue.maximum}`;
-    case "invalid_format":
-      return issue.message;
-    default:
-      return issue.message;
-  }
-}
-
 /**
  * Validates a decoded config.
  *
@@ -290,13 +241,7 @@ export function parseConfig(input: unknown, file: string): LoadedConfig {
   }
   const result = schema.safeParse(input);
   if (!result.success) {
-    const issue = result.error.issues[0];
-    const field = issue.path.join(".");
-    throw new ConfigError(
-      `${file}: field "${field}": expected ${expected(issue)}, found ${
-        describe(fieldValue(input, issue.path), issue.path)
-      }`,
-    );
+    throw new ConfigError(issueMessage(result.error.issues[0], input, file));
   }
   const modeKeys = new Set(
     Object.keys((record.mode === "server" ? serverSchema : clientSchema).shape),
@@ -357,7 +302,7 @@ export function parseConfig(input: unknown, file: string): LoadedConfig {
   return {
     config: {
       ...parsed,
-      url: clientUrl(parsed, file),
+      url: clientUrl(parsed.proxy, parsed.port, file),
       trust: { secret: parsed.secret },
     },
     warnings,
@@ -376,59 +321,6 @@ function oneOf(
       `${file}: field "${b}": expected either "${a}" or "${b}", found both`,
     );
   }
-}
-
-/** The server URL of a client config: `proxy` as a URL, or a bare host. */
-function clientUrl(
-  config: z.infer<typeof clientSchema>,
-  file: string,
-): string {
-  const { proxy, port } = config;
-  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(proxy)) {
-    let url: URL;
-    try {
-      url = new URL(proxy);
-    } catch {
-      throw new ConfigError(
-        `${file}: field "proxy": expected a ws:// or wss:// URL or a host name, found ${
-          describe(proxy)
-        }`,
-      );
-    }
-    if (url.protocol !== "ws:" && url.protocol !== "wss:") {
-      throw new ConfigError(
-        `${file}: field "proxy": expected a ws:// or wss:// URL, found ${
-          describe(proxy)
-        }`,
-      );
-    }
-    // The URL parser drops a scheme's default port (ws://h:80), so whether a
-    // port was written is read from the text itself.
-    const hasPort =
-      /^[a-z][a-z0-9+.-]*:\/\/(?:[^/?#@]*@)?(?:\[[^\]]*\]|[^/?#:]*):\d+(?:[/?#]|$)/i
-        .test(proxy);
-    if (!hasPort && port !== undefined) url.port = String(port);
-    return url.href;
-  }
-  if (port === undefined || port === 0) {
-    throw new ConfigError(
-      `${file}: field "port": expected an integer from 1 to 65535 (needed when "proxy" is a bare host), found ${
-        describe(port)
-      }`,
-    );
-  }
-  if (/[\s/?#@]/.test(proxy)) {
-    throw new ConfigError(
-      `${file}: field "proxy": expected a host name or a ws:// or wss:// URL, found ${
-        describe(proxy)
-      }`,
-    );
-  }
-  // A bare IPv6 address needs brackets in a URL.
-  const host = proxy.includes(":") && !proxy.startsWith("[")
-    ? `[${proxy}]`
-    : proxy;
-  return `ws://${host}:${port}`;
 }
 
 /** Turns a `host:port` setting into listen options. */
