@@ -10,7 +10,12 @@ import { z } from "zod";
 import { LAUNCHER_KINDS } from "./launch/launcher.ts";
 import { LOG_LEVELS, type LogLevel } from "./log.ts";
 import { parsePin } from "./tls/pin.ts";
-import { ConfigError, describe, issueMessage } from "./config_messages.ts";
+import {
+  ConfigError,
+  describe,
+  issueMessage,
+  PEER_NAME,
+} from "./config_messages.ts";
 import { clientUrl } from "./config_url.ts";
 
 /** A `host:port` listen address. */
@@ -46,8 +51,7 @@ const secret = z.string().refine(
 const filePath = z.string().min(1);
 /** Script names or globs with `*`. */
 const nameGlobs = z.array(z.string().min(1).max(255));
-/** Peer names, as in HELLO and in `peers`. */
-export const PEER_NAME = /^[A-Za-z0-9_][A-Za-z0-9._-]{0,63}$/;
+export { PEER_NAME };
 
 /**
  * Requests per second with a burst (a token bucket). A bare number means that

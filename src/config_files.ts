@@ -8,6 +8,7 @@
  */
 
 import { isAbsolute, join } from "node:path";
+import { createPrivateKey, type KeyObject, X509Certificate } from "node:crypto";
 import {
   type Config,
   ConfigError,
@@ -143,6 +144,41 @@ function checkLength(value: string, where: string): void {
   }
 }
 
+/**
+ * Checks that the TLS files are PEM and belong together: node:https in Deno
+ * takes anything, and only each handshake fails later, silently.
+ */
+function checkKeyPair(
+  tls: { cert: string; key: string },
+  pem: { cert: string; key: string },
+  files: SecretFiles,
+): void {
+  const fail = (field: "cert" | "key", found: string): never => {
+    throw new ConfigError(
+      `${files.configFile}: field "tls.${field}": expected ${
+        field === "cert"
+          ? "a PEM certificate"
+          : "the PEM private key of tls.cert"
+      }, found ${JSON.stringify(files.path(tls[field]))} (${found})`,
+    );
+  };
+  let certificate: X509Certificate;
+  try {
+    certificate = new X509Certificate(pem.cert);
+  } catch {
+    return fail("cert", "no certificate in it");
+  }
+  let key: KeyObject;
+  try {
+    key = createPrivateKey(pem.key);
+  } catch {
+    return fail("key", "no private key in it");
+  }
+  if (!certificate.checkPrivateKey(key)) {
+    fail("key", "another certificate's key");
+  }
+}
+
 function resolveTrust(config: Config, env: ConfigEnv, files: SecretFiles) {
   const { warnings } = files;
   let secret = config.secret;
@@ -203,6 +239,7 @@ function resolveTrust(config: Config, env: ConfigEnv, files: SecretFiles) {
     const cert = files.read("tls.cert", config.tls.cert);
     const key = files.read("tls.key", config.tls.key);
     files.checkMode(files.path(config.tls.key));
+    checkKeyPair(config.tls, { cert, key }, files);
     trust.tls = { cert, key };
   }
   const open = trust.secret === undefined && trust.peers.length === 0;

@@ -7,6 +7,9 @@
 
 import type { z } from "zod";
 
+/** Peer names, as in HELLO and in `peers`. */
+export const PEER_NAME = /^[A-Za-z0-9_][A-Za-z0-9._-]{0,63}$/;
+
 /** A configuration that cannot be used; the daemon exits before opening anything. */
 export class ConfigError extends Error {
   constructor(message: string) {
@@ -44,17 +47,25 @@ function expected(issue: z.core.$ZodIssue): string {
     case "invalid_value":
       return `one of ${issue.values.map((v) => JSON.stringify(v)).join(", ")}`;
     case "invalid_union":
-      return `"mode" to be "server" or "client"`;
-    case "too_small":
+      return issue.path.length === 0
+        ? `"mode" to be "server" or "client"`
+        : issue.path.at(-1) === "rate"
+        ? 'a positive number, or {"perSecond": N, "burst": N}'
+        : "one of the shapes this field takes (see the README)";
+    case "too_small": {
+      const bound = issue.inclusive === false
+        ? `greater than ${issue.minimum}`
+        : `at least ${issue.minimum}`;
       return issue.origin === "string"
         ? `a string of at least ${issue.minimum} characters`
-        : `a number of at least ${issue.minimum}`;
+        : `a number ${bound}`;
+    }
     case "too_big":
       return issue.origin === "string"
         ? `a string of at most ${issue.maximum} characters`
         : `a number of at most ${issue.maximum}`;
-    case "invalid_format":
-      return issue.message;
+    case "invalid_key":
+      return "peer names of 1 to 64 characters of A-Z a-z 0-9 . _ - (not starting with . or -)";
     default:
       return issue.message;
   }
@@ -67,6 +78,14 @@ export function issueMessage(
   file: string,
 ): string {
   const field = issue.path.join(".");
+  if (issue.code === "invalid_key") {
+    // The path ends with the key itself.
+    return `${file}: field "${issue.path.slice(0, -1).join(".")}": expected ${
+      expected(issue)
+    }, found the name ${
+      JSON.stringify(String(issue.path.at(-1)).slice(0, 60))
+    }`;
+  }
   return `${file}: field "${field}": expected ${expected(issue)}, found ${
     describe(fieldValue(input, issue.path), issue.path)
   }`;

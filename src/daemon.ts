@@ -105,6 +105,21 @@ export class Daemon {
     });
   }
 
+  /**
+   * Takes the credentials of a config read again (SIGHUP): a server's
+   * secret and peers, a client's secret. Everything else needs a restart.
+   */
+  reloadTrust(config: Config): void {
+    const { log } = this.#options;
+    if (config.mode !== this.#options.config.mode) {
+      log.error(
+        "SIGHUP: the config's mode changed; restart the daemon for that",
+      );
+      return;
+    }
+    this.#remote.reloadTrust(config.trust);
+  }
+
   /** Opens the local listener and the WebSocket side; logs one "ready" line. */
   async start(): Promise<void> {
     const { config, log } = this.#options;

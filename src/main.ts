@@ -101,12 +101,14 @@ async function main(args: string[]): Promise<void> {
   const prefix = values.prefix ?? Deno.env.get("WSDAEMON_PREFIX") ??
     DEFAULT_PREFIX;
 
-  let loaded;
-  try {
-    loaded = await loadConfig(prefix, {
+  const load = () =>
+    loadConfig(prefix, {
       WSDAEMON_SECRET: Deno.env.get("WSDAEMON_SECRET"),
       WSDAEMON_LOCAL_TCP: Deno.env.get("WSDAEMON_LOCAL_TCP"),
     });
+  let loaded;
+  try {
+    loaded = await load();
   } catch (error) {
     if (error instanceof ConfigError) {
       fail(`config error: ${error.message}`, EXIT_CONFIG);
@@ -140,6 +142,21 @@ async function main(args: string[]): Promise<void> {
   };
   Deno.addSignalListener("SIGINT", onSignal("SIGINT"));
   Deno.addSignalListener("SIGTERM", onSignal("SIGTERM"));
+  // SIGHUP: read the credentials again (`init --peer` adds a token).
+  Deno.addSignalListener("SIGHUP", () => {
+    load().then(
+      (reloaded) => {
+        for (const warning of reloaded.warnings) log.warn(`config: ${warning}`);
+        daemon.reloadTrust(reloaded.config);
+      },
+      (error) =>
+        log.error(
+          `SIGHUP: config not reloaded, the old one stays: ${
+            (error as Error).message
+          }`,
+        ),
+    );
+  });
   await stopped.promise;
   Deno.exit(0);
 }

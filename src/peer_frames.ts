@@ -280,6 +280,7 @@ export class PeerFrames implements PeerHandler {
         hasId: message.hasId,
         params: message.params,
         peer: link.name,
+        abandoned: () => !link.isOpen,
       });
     this.#answer(link, status, ref);
   }

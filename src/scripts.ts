@@ -52,6 +52,12 @@ export interface ScriptRequest {
   params: unknown;
   /** Who asked, given to the script as WSDAEMON_PEER. */
   peer: string;
+  /**
+   * Whether the asker has gone (its link closed) while the request waited
+   * for a run slot: then it does not start, since nobody can be told how it
+   * ended, and an asker told -2 may already have asked again.
+   */
+  abandoned?: () => boolean;
 }
 
 export interface ScriptRunnerOptions {
@@ -203,6 +209,15 @@ export class ScriptRunner {
     try {
       // drain() may have begun while this request waited for its slot.
       if (this.#closed) return shuttingDown();
+      if (request.abandoned?.()) {
+        this.#log.info(
+          `script ${request.name}: not started, its asker ${request.peer} went away while it waited`,
+        );
+        return status({
+          status: Status.NO_PEER,
+          error: "not started: the asker went away while it waited for a slot",
+        });
+      }
       return await this.#runInSlot(request, path, arg, status, cannotRun);
     } finally {
       this.#release();

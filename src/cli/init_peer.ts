@@ -99,7 +99,7 @@ export async function addPeer(
   return [
     `Added peer ${JSON.stringify(peer)} to ${configFile}`,
     `  ${tokenFile}  its token`,
-    `Restart the server daemon so it accepts the new peer.`,
+    `Send the server daemon SIGHUP (or restart it) so it accepts the new peer.`,
     `On the client (it holds the token: pass it on privately), run:`,
     joinCommand(line),
   ];

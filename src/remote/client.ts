@@ -105,6 +105,12 @@ export class RemoteClient implements Remote {
     logIntroduction(this.#options.log, link, hello);
   }
 
+  reloadTrust(trust: ClientTrust): void {
+    // Used from the next connection attempt on.
+    this.#options.trust = trust;
+    this.#options.log.info("SIGHUP: credentials reloaded");
+  }
+
   /** PAUSE: drop the connection now and reconnect after `ms`. */
   pause(ms: number): void {
     if (this.#stopped) return;

@@ -9,6 +9,7 @@
 import type { Mode } from "../commands.ts";
 import type { Hello } from "../protocol.ts";
 import type { Logger } from "../log.ts";
+import type { ClientTrust, ServerTrust } from "../config.ts";
 import type { PeerHandler, PeerLink } from "./peer_link.ts";
 
 export interface Remote {
@@ -27,6 +28,8 @@ export interface Remote {
    * HELLO. A HELLO after that re-introduces it under its own name.
    */
   introduce(link: PeerLink, hello: Hello | undefined): void;
+  /** New credentials (SIGHUP): server trust, or a client's secret. */
+  reloadTrust(trust: ServerTrust | ClientTrust): void;
   /** Client mode: drops the connection and reconnects after `ms`. */
   pause(ms: number): void;
   /** Closes every link and stops. */

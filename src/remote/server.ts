@@ -38,6 +38,8 @@ import { TokenBucket } from "../trust/rate.ts";
 import type { Hello } from "../protocol.ts";
 import type { ServerTrust } from "../config.ts";
 
+/** Close code for a link whose token a reload removed (policy). */
+const TOKEN_REVOKED = 4003;
 /** How long shutdown waits for clients to confirm the close. */
 const CLOSE_HANDSHAKE_MS = 2_000;
 
@@ -56,7 +58,7 @@ export class RemoteServer implements Remote {
   readonly mode = "server";
   readonly #peers = new PeerSet();
   readonly #options: RemoteServerOptions;
-  readonly #bearer: BearerCheck;
+  #bearer: BearerCheck;
   readonly #listener: UpgradeListener;
   #nextId = 1;
   #accepting = true;
@@ -296,6 +298,34 @@ export class RemoteServer implements Remote {
     }
     link.state = "ready";
     logIntroduction(log, link, hello);
+  }
+
+  /**
+   * New credentials (SIGHUP): new connections are checked against them, a
+   * link whose token is gone is closed, the others get their new lists.
+   */
+  reloadTrust(trust: ServerTrust): void {
+    const { log } = this.#options;
+    if (
+      this.#bearer.open !==
+        (trust.secret === undefined && trust.peers.length === 0)
+    ) {
+      log.warn("SIGHUP: the server turns open or closed; existing links stay");
+    }
+    this.#options.trust = { ...trust, tls: this.#options.trust.tls };
+    this.#bearer = new BearerCheck(trust);
+    for (const link of this.#peers.all()) {
+      if (link.identity === undefined) continue;
+      const entry = trust.peers.find((peer) => peer.name === link.identity);
+      if (entry === undefined) {
+        link.close(TOKEN_REVOKED, "its token is no longer in peers");
+      } else link.policy = { scripts: entry.scripts, commands: entry.commands };
+    }
+    log.info(
+      `SIGHUP: credentials reloaded: ${trust.peers.length} peer token(s)${
+        trust.secret === undefined ? "" : " and a shared secret"
+      }`,
+    );
   }
 
   /**

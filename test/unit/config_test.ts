@@ -557,3 +557,20 @@ Deno.test("a secret with a space or non-ASCII could never be sent: a config erro
     assert(!message.includes(secret), message);
   }
 });
+
+Deno.test("config errors say what the field takes: rate's shapes, exclusive bounds, peer names", () => {
+  const server = (extra: Record<string, unknown>) =>
+    configError(() => parseConfig({ mode: "server", port: 1, ...extra }, FILE));
+  assertMatch(
+    server({ rate: { rps: 5 } }),
+    /field "rate": expected a positive number, or \{"perSecond": N, "burst": N\}, found \{"rps":5\}$/,
+  );
+  assertMatch(
+    server({ handshakeTimeoutMs: 0 }),
+    /expected a number greater than 0, found 0$/,
+  );
+  assertMatch(
+    server({ peers: { "a b": { token: "t".repeat(16) } } }),
+    /field "peers": expected peer names .*, found the name "a b"$/,
+  );
+});

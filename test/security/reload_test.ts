@@ -1,0 +1,120 @@
+/**
+ * What changes without a restart, and what a dropped link leaves undone:
+ * SIGHUP reloads the server's tokens; requests still waiting for a run slot
+ * when their asker's link drops are never started; TLS files that cannot
+ * work are a config error at startup, not silent handshake failures.
+ */
+
+import { join } from "node:path";
+import { assert, assertEquals, assertMatch } from "../helpers/assert.ts";
+import {
+  DaemonProcess,
+  Prefix,
+  serverConfig,
+  startPair,
+} from "../helpers/daemon.ts";
+import { LocalClient } from "../helpers/local_client.ts";
+import { generateSelfSigned } from "../../src/tls/certificate.ts";
+import { newSecret, runClient, runServer } from "./_support.ts";
+import { exists, releaseAll, waitStarted } from "./_trust_helpers.ts";
+
+Deno.test("SIGHUP reloads the server's tokens: a new peer gets in, a removed one is cut", async () => {
+  const a = newSecret("a");
+  const b = newSecret("b");
+  await using server = await runServer({ peers: { a: { token: a } } });
+  await using clientA = await runClient(server.port, { secret: a, name: "a" });
+  await server.daemon.waitForLog(/peer a \(.*\) says hello/);
+
+  await server.prefix.writeConfig(serverConfig({
+    port: server.port,
+    peers: { a: { token: a }, b: { token: b } },
+  }));
+  Deno.kill(server.daemon.child.pid, "SIGHUP");
+  await server.daemon.waitForLog(/credentials reloaded: 2 peer token/);
+  await using _clientB = await runClient(server.port, {
+    secret: b,
+    name: "b",
+  });
+  await server.daemon.waitForLog(/peer b \(.*\) says hello/);
+
+  await server.prefix.writeConfig(serverConfig({
+    port: server.port,
+    peers: { b: { token: b } },
+  }));
+  Deno.kill(server.daemon.child.pid, "SIGHUP");
+  await server.daemon.waitForLog(/credentials reloaded: 1 peer token/);
+  await clientA.daemon.waitForLog(/4003 \(its token is no longer in peers\)/);
+  await clientA.daemon.waitForLog(/401/);
+
+  // A config that does not load leaves the old credentials in force.
+  await server.prefix.writeConfig('{"mode": "server", "port": "x"}');
+  Deno.kill(server.daemon.child.pid, "SIGHUP");
+  await server.daemon.waitForLog(/SIGHUP: config not reloaded/);
+  assertEquals(
+    (await server.request({ name: "exit-with", id: "still", params: 6 }))
+      .status,
+    6,
+  );
+});
+
+Deno.test("requests still queued when their asker's link drops are not started", async () => {
+  await using pair = await startPair({
+    client: { maxRunning: 1, rate: 1_000_000 },
+  });
+  try {
+    await using local = await LocalClient.connect(pair.server.socket);
+    await local.send({ name: "wait-release", id: "holder", params: 0 });
+    await waitStarted(pair.clientPrefix, "holder");
+    for (let i = 0; i < 5; i++) {
+      await local.send({ name: "record", id: `queued-${i}` });
+    }
+    // One link, in order: the queued requests reach the client before PAUSE.
+    await local.send({
+      name: "&cmd",
+      id: "pause",
+      params: { code: "PAUSE", data: 100 },
+    });
+    const answers = await local.take(7, 10_000);
+    const byId = new Map(answers.map((a) => [a.id, a]));
+    assertEquals(byId.get("pause")?.status, 0);
+    for (let i = 0; i < 5; i++) {
+      assertEquals(byId.get(`queued-${i}`)?.status, -2, `queued-${i}`);
+    }
+    await releaseAll(pair.clientPrefix);
+    await pair.client.waitForLog(/not started, its asker server went away/);
+    await pair.server.waitForLog(/peer client \(.*\) says hello/, 10_000, 1);
+    for (let i = 0; i < 5; i++) {
+      assert(
+        !await exists(pair.clientPrefix.file("out", `queued-${i}`)),
+        `queued-${i} ran after its asker was told -2`,
+      );
+    }
+  } finally {
+    await releaseAll(pair.clientPrefix);
+  }
+});
+
+Deno.test("TLS files that cannot work are a config error at startup (78), naming the field", async () => {
+  const one = await generateSelfSigned({ hosts: ["127.0.0.1"] });
+  const other = await generateSelfSigned({ hosts: ["127.0.0.1"] });
+  for (
+    const [label, cert, key, field] of [
+      ["not PEM", "hello", one.keyPem, "tls.cert"],
+      ["no key", one.certPem, "hello", "tls.key"],
+      ["another cert's key", one.certPem, other.keyPem, "tls.key"],
+    ]
+  ) {
+    await using prefix = await Prefix.create(
+      serverConfig({ tls: { cert: "cert.pem", key: "key.pem" } }),
+      { scripts: [] },
+    );
+    await Deno.writeTextFile(join(prefix.path, "cert.pem"), cert);
+    await Deno.writeTextFile(join(prefix.path, "key.pem"), key, {
+      mode: 0o600,
+    });
+    const daemon = await DaemonProcess.start(prefix, { waitReady: false });
+    const status = await daemon.exited();
+    assertEquals(status.code, 78, `${label}: ${daemon.log()}`);
+    assertMatch(daemon.log(), new RegExp(`field "${field}"`), label);
+  }
+});
