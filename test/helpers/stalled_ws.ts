@@ -142,12 +142,14 @@ export class StalledWebSocket {
 
   /** Sends one text frame, masked as a client must. */
   async sendText(text: string): Promise<void> {
-    await this.#write(frame(Opcode.TEXT, encoder.encode(text)));
+    await this.#write(clientFrame(Opcode.TEXT, encoder.encode(text)));
   }
 
   /** Answers the server's close frame with one of ours. */
   async sendClose(code = 1000): Promise<void> {
-    await this.#write(frame(Opcode.CLOSE, new Uint8Array([code >> 8, code])));
+    await this.#write(
+      clientFrame(Opcode.CLOSE, new Uint8Array([code >> 8, code])),
+    );
   }
 
   /** Resolves when the server has ended the TCP connection. */
@@ -248,8 +250,8 @@ export class StalledWebSocket {
   }
 }
 
-/** A masked client frame with FIN set. */
-function frame(opcode: number, payload: Uint8Array): Uint8Array {
+/** A masked client frame with FIN set (as every client frame must be). */
+export function clientFrame(opcode: number, payload: Uint8Array): Uint8Array {
   const length = payload.length;
   const extra = length < 126 ? 0 : length < 65536 ? 2 : 8;
   const out = new Uint8Array(2 + extra + 4 + length);

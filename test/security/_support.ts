@@ -12,6 +12,7 @@
  * @module
  */
 
+import { clientFrame, Opcode } from "../helpers/stalled_ws.ts";
 import { join } from "node:path";
 import {
   clientConfig,
@@ -245,29 +246,7 @@ export function upgradeHead(request: UpgradeRequest): string {
   }\r\n`;
 }
 
-export const Opcode = { TEXT: 0x1, CLOSE: 0x8, PING: 0x9, PONG: 0xa } as const;
-
-/** A masked client frame with FIN set (as every client frame must be). */
-export function clientFrame(opcode: number, payload: Uint8Array): Uint8Array {
-  const length = payload.length;
-  const extra = length < 126 ? 0 : length < 65536 ? 2 : 8;
-  const out = new Uint8Array(2 + extra + 4 + length);
-  out[0] = 0x80 | opcode;
-  const view = new DataView(out.buffer);
-  if (extra === 0) out[1] = 0x80 | length;
-  else if (extra === 2) {
-    out[1] = 0x80 | 126;
-    view.setUint16(2, length);
-  } else {
-    out[1] = 0x80 | 127;
-    view.setBigUint64(2, BigInt(length));
-  }
-  const mask = crypto.getRandomValues(new Uint8Array(4));
-  out.set(mask, 2 + extra);
-  const start = 2 + extra + 4;
-  for (let i = 0; i < length; i++) out[start + i] = payload[i] ^ mask[i % 4];
-  return out;
-}
+export { clientFrame, Opcode };
 
 /** A masked text frame. */
 export function textFrame(text: string): Uint8Array {
