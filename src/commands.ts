@@ -10,6 +10,7 @@ import {
   type Command,
   CommandCode,
   parseStatusData,
+  shown,
   type StatusData,
 } from "./protocol.ts";
 
@@ -61,7 +62,7 @@ export function checkCommand(command: Command, runsIn: Mode): CheckedCommand {
     default:
       return {
         error: `unknown command code ${
-          JSON.stringify(command.code)
+          shown(command.code)
         }: expected "PAUSE" or "STATUS"`,
       };
   }

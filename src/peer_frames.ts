@@ -25,6 +25,7 @@ import {
   ProtocolError,
   relayedReport,
   REMOTE_COMMAND,
+  shown,
   Status,
   type StatusData,
   withId,
@@ -186,13 +187,15 @@ export class PeerFrames implements PeerHandler {
     if (PROTOCOL_CODES.has(code)) return;
     // A command a user of the peer sent: the peer's policy, then its checks.
     const refuse = (status: number, error: string) => {
-      log.warn(`from ${link.name}: command ${code} refused: ${error}`);
+      log.warn(`from ${link.name}: command ${shown(code)} refused: ${error}`);
       if (ref) this.#answer(link, withId({ status, error }, message), ref);
     };
     if (!allows(link.policy.commands, code)) {
       return refuse(
         Status.REFUSED,
-        `peer ${link.name} may not send command ${code} (not in its "commands")`,
+        `peer ${link.name} may not send command ${
+          shown(code)
+        } (not in its "commands")`,
       );
     }
     if (!link.rate.take()) {
@@ -259,9 +262,7 @@ export class PeerFrames implements PeerHandler {
     };
     if (!allows(link.policy.scripts, message.name)) {
       return refuse(
-        `peer ${link.name} may not run script ${
-          JSON.stringify(message.name.slice(0, 64))
-        } here`,
+        `peer ${link.name} may not run script ${shown(message.name)} here`,
       );
     }
     if (!link.rate.take()) {

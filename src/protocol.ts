@@ -116,6 +116,11 @@ function describe(value: unknown): string {
   return typeof value === "object" ? "an object" : `${typeof value} ${value}`;
 }
 
+/** A name as messages show it: quoted, cut short (a peer may send 1 MiB). */
+export function shown(name: string): string {
+  return JSON.stringify(name.length > 80 ? `${name.slice(0, 80)}…` : name);
+}
+
 /** Copies `id` from a request onto a report, leaving it absent when absent. */
 export function withId(
   report: StatusReport,

@@ -11,7 +11,7 @@
  */
 
 import { join } from "node:path";
-import { Status, type StatusData } from "./protocol.ts";
+import { shown, Status, type StatusData } from "./protocol.ts";
 import type { Logger } from "./log.ts";
 import type { Launcher } from "./launch/mod.ts";
 
@@ -154,7 +154,7 @@ export class ScriptRunner {
     const shuttingDown = () =>
       status({ status: Status.NO_PEER, error: "daemon is shutting down" });
     const cannotRun = (error: string) => {
-      this.#log.warn(`script ${JSON.stringify(request.name)}: ${error}`);
+      this.#log.warn(`script ${shown(request.name)}: ${error}`);
       return status({ status: Status.CANNOT_RUN, error });
     };
 
@@ -202,7 +202,7 @@ export class ScriptRunner {
       const error =
         `busy: ${this.#maxRunning} scripts running and ${this.#maxQueued} waiting (maxRunning, maxQueued)`;
       this.#log.warn(
-        `script ${JSON.stringify(request.name)} refused: ${error}`,
+        `script ${shown(request.name)} refused: ${error}`,
       );
       return status({ status: Status.REFUSED, error });
     }
