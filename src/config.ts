@@ -117,6 +117,12 @@ const common = {
   maxInFlight: count.default(1024),
   /** Requests per second per peer and per local connection. */
   rate: rate.default({ perSecond: 1000, burst: 2000 }),
+  /** A script's time limit when its request sets no `timeoutMs`. */
+  scriptTimeoutMs: positiveMs.optional(),
+  /** The most a request's `timeoutMs` may ask for. */
+  maxTimeoutMs: positiveMs.optional(),
+  /** From SIGTERM to SIGKILL of a script's group (timeout, shutdown). */
+  killGraceMs: z.number().int().min(0).default(5_000),
   /** Environment variables never passed to scripts (globs, any case). */
   scrubEnv: z.array(z.string().min(1)).default(DEFAULT_SCRUB_ENV),
 };

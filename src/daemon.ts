@@ -52,6 +52,9 @@ export class Daemon {
       launcher,
       maxRunning: config.maxRunning,
       maxQueued: config.maxQueued,
+      scriptTimeoutMs: config.scriptTimeoutMs,
+      maxTimeoutMs: config.maxTimeoutMs,
+      killGraceMs: config.killGraceMs,
     });
     const limits = {
       maxMessageBytes: config.maxMessageBytes,
@@ -103,6 +106,11 @@ export class Daemon {
       log,
       stopping: () => this.#router.stopping,
     });
+  }
+
+  /** A second signal: every script's group gets SIGKILL before the exit. */
+  killScripts(): void {
+    this.#runner.killAll();
   }
 
   /**

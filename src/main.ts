@@ -133,7 +133,8 @@ async function main(args: string[]): Promise<void> {
   let stopping = false;
   const onSignal = (signal: Deno.Signal) => () => {
     if (stopping) {
-      log.warn(`${signal} again: exiting now`);
+      log.warn(`${signal} again: killing every script's group, exiting now`);
+      daemon.killScripts();
       Deno.exit(1);
     }
     stopping = true;

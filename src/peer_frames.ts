@@ -25,6 +25,7 @@ import {
   ProtocolError,
   relayedReport,
   REMOTE_COMMAND,
+  requestTimeout,
   shown,
   Status,
   type StatusData,
@@ -270,6 +271,18 @@ export class PeerFrames implements PeerHandler {
         `peer ${link.name} sends requests faster than its rate allows (rate)`,
       );
     }
+    let timeoutMs: number | undefined;
+    try {
+      timeoutMs = requestTimeout(message);
+    } catch (error) {
+      const reason = (error as ProtocolError).message;
+      this.#answer(
+        link,
+        withId({ status: Status.REJECTED, error: reason }, message),
+        ref,
+      );
+      return;
+    }
     const status = stopping()
       ? withId(
         { status: Status.NO_PEER, error: "peer is shutting down" },
@@ -281,6 +294,7 @@ export class PeerFrames implements PeerHandler {
         hasId: message.hasId,
         params: message.params,
         peer: link.name,
+        timeoutMs,
         abandoned: () => !link.isOpen,
       });
     this.#answer(link, status, ref);

@@ -116,6 +116,31 @@ function describe(value: unknown): string {
   return typeof value === "object" ? "an object" : `${typeof value} ${value}`;
 }
 
+/** The longest `timeoutMs` a request may carry: what a timer can wait. */
+const MAX_TIMER_MS = 2_147_483_647;
+
+/**
+ * A request's `timeoutMs`: undefined when it has none.
+ *
+ * @throws {ProtocolError} (-4) when it is not a whole number of ms above 0.
+ */
+export function requestTimeout(message: Message): number | undefined {
+  const value = message.fields.timeoutMs;
+  if (value === undefined) return undefined;
+  if (
+    typeof value !== "number" || !Number.isInteger(value) || value < 1 ||
+    value > MAX_TIMER_MS
+  ) {
+    throw new ProtocolError(
+      `Cannot run the request as 'timeoutMs' must be an integer from 1 to ${MAX_TIMER_MS}: found ${
+        describe(value)
+      }`,
+      message,
+    );
+  }
+  return value;
+}
+
 /** A name as messages show it: quoted, cut short (a peer may send 1 MiB). */
 export function shown(name: string): string {
   return JSON.stringify(name.length > 80 ? `${name.slice(0, 80)}…` : name);

@@ -20,6 +20,7 @@ import {
   parseMessage,
   ProtocolError,
   REMOTE_COMMAND,
+  requestTimeout,
   Status,
   type StatusReport,
   withId,
@@ -172,6 +173,7 @@ export class Router implements LocalHandler {
         hasId: message.hasId,
       });
     }
+    requestTimeout(message); // a bad one is -4 here, before it travels
     const link = this.#pick(connection, message);
     if (link) this.#sendTracked(connection, message, text, link);
   }

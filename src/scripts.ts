@@ -14,6 +14,7 @@ import { join } from "node:path";
 import { shown, Status, type StatusData } from "./protocol.ts";
 import type { Logger } from "./log.ts";
 import type { Launcher } from "./launch/mod.ts";
+import { endGroup, signalGroup } from "./launch/group.ts";
 
 /** Linux caps one argv string at 32 pages minus the terminating NUL. */
 export const MAX_ARG_BYTES = 131_071;
@@ -52,6 +53,8 @@ export interface ScriptRequest {
   params: unknown;
   /** Who asked, given to the script as WSDAEMON_PEER. */
   peer: string;
+  /** The request's own time limit, if it set one (capped by maxTimeoutMs). */
+  timeoutMs?: number;
   /**
    * Whether the asker has gone (its link closed) while the request waited
    * for a run slot: then it does not start, since nobody can be told how it
@@ -69,19 +72,16 @@ export interface ScriptRunnerOptions {
   maxRunning: number;
   /** Requests that may wait for a run slot; more are refused -5 "busy". */
   maxQueued: number;
+  /** A script's time limit when its request sets none; unset: none. */
+  scriptTimeoutMs?: number;
+  /** The most a request may ask for; unset: no cap. */
+  maxTimeoutMs?: number;
+  /** From SIGTERM to SIGKILL, on a timeout and at shutdown. */
+  killGraceMs: number;
 }
 
 /** How long drain() waits for killed scripts to be reported. */
 const KILL_WAIT_MS = 5_000;
-
-/** SIGKILL to a script's process group (its id is the script's pid). */
-function killGroup(pid: number): void {
-  try {
-    Deno.kill(-pid, "SIGKILL");
-  } catch {
-    // Already gone.
-  }
-}
 
 /** A run from its launch on: `pid` once the script has started. */
 interface RunningScript {
@@ -108,9 +108,24 @@ export class ScriptRunner {
   /** Requests waiting for a slot, oldest first. */
   readonly #waiting: (() => void)[] = [];
 
+  readonly #limits: Pick<
+    ScriptRunnerOptions,
+    "scriptTimeoutMs" | "maxTimeoutMs" | "killGraceMs"
+  >;
+
   constructor(
-    { prefix, log, launcher, maxRunning, maxQueued }: ScriptRunnerOptions,
+    {
+      prefix,
+      log,
+      launcher,
+      maxRunning,
+      maxQueued,
+      scriptTimeoutMs,
+      maxTimeoutMs,
+      killGraceMs,
+    }: ScriptRunnerOptions,
   ) {
+    this.#limits = { scriptTimeoutMs, maxTimeoutMs, killGraceMs };
     this.#prefix = prefix;
     this.#scriptsDir = join(prefix, "scripts");
     this.#log = log;
@@ -275,8 +290,27 @@ export class ScriptRunner {
     const { pid, end } = started;
     entry.pid = pid;
     this.#log.debug(`${tag}: started, pid ${pid}`);
-    if (this.#killing) killGroup(pid);
+    if (this.#killing) signalGroup(pid, "SIGKILL");
+    const limit = this.#timeLimit(request);
+    let timedOut = false;
+    const timer = limit === undefined ? undefined : setTimeout(() => {
+      timedOut = true;
+      this.#log.warn(`${tag}: timed out after ${limit} ms; ending its group`);
+      endGroup(pid, this.#limits.killGraceMs);
+    }, limit);
     const result = await end;
+    clearTimeout(timer);
+    if (timedOut) {
+      return {
+        status: Status.TIMEOUT,
+        error: `timed out after ${limit} ms: its process group got SIGTERM${
+          this.#limits.killGraceMs > 0
+            ? `, then SIGKILL after ${this.#limits.killGraceMs} ms`
+            : ""
+        }`,
+        ...(result.kind === "signaled" ? { signal: result.signal } : {}),
+      };
+    }
     switch (result.kind) {
       case "exited":
         this.#log.debug(`${tag}: exited with ${result.code}`);
@@ -291,9 +325,26 @@ export class ScriptRunner {
     }
   }
 
+  /** How long a request's script may run: its own limit, else the default. */
+  #timeLimit(request: ScriptRequest): number | undefined {
+    const { scriptTimeoutMs, maxTimeoutMs } = this.#limits;
+    const asked = request.timeoutMs ?? scriptTimeoutMs;
+    if (asked === undefined) return maxTimeoutMs;
+    return maxTimeoutMs === undefined ? asked : Math.min(asked, maxTimeoutMs);
+  }
+
+  /** SIGKILL to every running script's group: a second signal, exiting now. */
+  killAll(): void {
+    this.#killing = true;
+    for (const { pid } of this.#running) {
+      if (pid !== undefined) signalGroup(pid, "SIGKILL");
+    }
+  }
+
   /**
-   * Waits up to `graceMs` for running scripts to end, then kills the process
-   * groups of those still running and waits for them to exit.
+   * Waits up to `graceMs` for running scripts to end, then ends the process
+   * groups of those still running (SIGTERM, SIGKILL after killGraceMs) and
+   * waits for them to exit.
    */
   async drain(graceMs: number): Promise<void> {
     this.#closed = true;
@@ -310,20 +361,24 @@ export class ScriptRunner {
     clearTimeout(timer);
     if (outcome !== "timeout") return;
     this.#killing = true;
+    const { killGraceMs } = this.#limits;
     for (const { pid } of this.#running) {
       if (pid === undefined) continue; // Killed as it starts.
       this.#log.warn(
-        `killing script process group ${pid} after the grace period`,
+        `ending script process group ${pid} after the grace period (SIGTERM, SIGKILL after ${killGraceMs} ms)`,
       );
-      killGroup(pid);
+      endGroup(pid, killGraceMs);
     }
-    // SIGKILL ends a process at once; a run that still has not ended is
-    // stuck in its launch, and must not hold the daemon's stop forever.
+    // SIGKILL ends a process at once; a run that still has not ended after
+    // it is stuck in its launch, and must not hold the daemon's stop forever.
     let waitOver: ReturnType<typeof setTimeout> | undefined;
     const stuck = await Promise.race([
       Promise.allSettled([...this.#running].map((r) => r.done)),
       new Promise<"stuck">((resolve) => {
-        waitOver = setTimeout(() => resolve("stuck"), KILL_WAIT_MS);
+        waitOver = setTimeout(
+          () => resolve("stuck"),
+          killGraceMs + KILL_WAIT_MS,
+        );
       }),
     ]);
     clearTimeout(waitOver);

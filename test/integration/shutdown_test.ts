@@ -97,7 +97,7 @@ for (const { signal, stops, closeSeen } of cases) {
   });
 }
 
-Deno.test("past shutdownGraceMs a running script's process group is killed; the asker gets 137 and the daemon exits 0", async () => {
+Deno.test("past shutdownGraceMs a running script's process group gets SIGTERM; the asker gets 143 and the daemon exits 0", async () => {
   await using pair = await startDebugPair({ shutdownGraceMs: 300 });
   const { server, client } = pair;
   await using asker = await LocalClient.connect(server.socket);
@@ -123,12 +123,12 @@ Deno.test("past shutdownGraceMs a running script's process group is killed; the 
   const tookMs = Date.now() - signalledAt;
   assertEquals(status.code, 0, "client's exit code");
   assert(tookMs < 5_000, `the daemon took ${tookMs} ms to exit`);
-  await client.waitForLog(/killing script process group/);
+  await client.waitForLog(/ending script process group \d+ after the grace/);
 
   const answer = await asker.next(10_000);
   assertEquals(
     [answer.status, answer.id, answer.signal],
-    [137, "long", "SIGKILL"],
+    [143, "long", "SIGTERM"],
     "status delivered to the asker",
   );
   assert(await gone(client.socket), `${client.socket} still exists`);

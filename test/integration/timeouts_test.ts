@@ -1,0 +1,136 @@
+/**
+ * A script's time limit: `timeoutMs` on the request, `scriptTimeoutMs` as
+ * the default, capped by `maxTimeoutMs`. At the limit the script's whole
+ * group gets SIGTERM, then SIGKILL after `killGraceMs`, and the asker gets
+ * -3. At shutdown, past the grace, the same two steps.
+ */
+
+import { assert, assertEquals, assertMatch } from "../helpers/assert.ts";
+import { startPair } from "../helpers/daemon.ts";
+import { LocalClient } from "../helpers/local_client.ts";
+import { until } from "../helpers/wait.ts";
+
+/** Ignores SIGTERM (and its children inherit that): only SIGKILL ends it. */
+const STUBBORN = `#!/bin/sh
+trap '' TERM
+echo $$ >"$WSDAEMON_PREFIX/stubborn.pid"
+while :; do sleep 0.05; done
+`;
+
+/** Leaves a child in its group, then sleeps; SIGTERM ends both. */
+const PARENT = `#!/bin/sh
+sleep 30 &
+echo $! >"$WSDAEMON_PREFIX/child.pid"
+sleep 30
+`;
+
+function alive(pid: number): boolean {
+  try {
+    Deno.kill(pid, "SIGCONT");
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+Deno.test("timeoutMs: the script's group gets SIGTERM, the asker -3; one that ignores it gets SIGKILL after killGraceMs", async () => {
+  await using pair = await startPair({
+    client: { killGraceMs: 300 },
+    scripts: ["exit-with"],
+  });
+  await pair.clientPrefix.addScript("parent", PARENT);
+  await pair.clientPrefix.addScript("stubborn", STUBBORN);
+  await using local = await LocalClient.connect(pair.server.socket);
+
+  const started = Date.now();
+  const term = await local.request({ name: "parent", id: "p", timeoutMs: 300 });
+  assertEquals([term.status, term.id, term.signal], [-3, "p", "SIGTERM"]);
+  assertMatch(String(term.error), /timed out after 300 ms/);
+  assert(Date.now() - started < 5_000, "answered at the limit");
+  const child = Number(
+    await Deno.readTextFile(pair.clientPrefix.file("child.pid")),
+  );
+  await until(() => !alive(child), 5_000, "the script's child to be gone");
+
+  const kill = await local.request({
+    name: "stubborn",
+    id: "s",
+    timeoutMs: 200,
+  });
+  assertEquals([kill.status, kill.id, kill.signal], [-3, "s", "SIGKILL"]);
+  const stubborn = Number(
+    await Deno.readTextFile(pair.clientPrefix.file("stubborn.pid")),
+  );
+  assert(!alive(stubborn), "SIGKILL ended it");
+
+  // A script that ends in time is not touched.
+  const quick = await local.request({
+    name: "exit-with",
+    id: "q",
+    params: 4,
+    timeoutMs: 10_000,
+  });
+  assertEquals(quick.status, 4);
+});
+
+Deno.test("scriptTimeoutMs is the default limit and maxTimeoutMs caps what a request asks", async () => {
+  await using pair = await startPair({
+    client: { scriptTimeoutMs: 200, maxTimeoutMs: 400, killGraceMs: 0 },
+    scripts: ["sleep-exit"],
+  });
+  await using local = await LocalClient.connect(pair.server.socket);
+  const byDefault = await local.request({
+    name: "sleep-exit",
+    id: "d",
+    params: [30, 0],
+  });
+  assertEquals(byDefault.status, -3);
+  assertMatch(String(byDefault.error), /timed out after 200 ms/);
+  const capped = await local.request({
+    name: "sleep-exit",
+    id: "c",
+    params: [30, 0],
+    timeoutMs: 60_000,
+  });
+  assertEquals(capped.status, -3);
+  assertMatch(String(capped.error), /timed out after 400 ms/);
+});
+
+Deno.test("a timeoutMs that is not a whole number of ms above 0 is -4 at the asker", async () => {
+  await using pair = await startPair({ scripts: ["exit-with"] });
+  await using local = await LocalClient.connect(pair.server.socket);
+  for (const timeoutMs of [0, -5, 1.5, "100", null, 2 ** 31]) {
+    const answer = await local.request({
+      name: "exit-with",
+      id: "t",
+      params: 1,
+      timeoutMs,
+    });
+    assertEquals(answer.status, -4, JSON.stringify(timeoutMs));
+    assertMatch(String(answer.error), /'timeoutMs' must be an integer/);
+    assertEquals(answer.id, "t");
+  }
+});
+
+Deno.test("a second SIGTERM kills every script's group before the daemon exits", async () => {
+  await using pair = await startPair({
+    client: { shutdownGraceMs: 30_000 },
+    scripts: ["exit-with"],
+  });
+  await pair.clientPrefix.addScript("parent", PARENT);
+  await using local = await LocalClient.connect(pair.server.socket);
+  await local.send({ name: "parent", id: "held" });
+  const childFile = pair.clientPrefix.file("child.pid");
+  await until(
+    async () => (await Deno.readTextFile(childFile).catch(() => "")) !== "",
+    10_000,
+    "the script to start its child",
+  );
+  const child = Number(await Deno.readTextFile(childFile));
+  Deno.kill(pair.client.child.pid, "SIGTERM");
+  await pair.client.waitForLog(/shutting down/);
+  Deno.kill(pair.client.child.pid, "SIGTERM");
+  const status = await pair.client.exited();
+  assertEquals(status.code, 1, "a second signal exits at once, with 1");
+  await until(() => !alive(child), 5_000, "the script's child to be gone");
+});
