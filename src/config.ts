@@ -94,7 +94,7 @@ const common = {
   /** How long running scripts may finish after SIGINT/SIGTERM. */
   shutdownGraceMs: z.number().int().min(0).default(10_000),
   /** Interval of liveness checks on the WebSocket. */
-  heartbeatMs: z.number().int().min(100).default(15_000),
+  heartbeatMs: z.number().int().min(100).default(5_000),
   logLevel: z.enum(LOG_LEVELS).default("info"),
   /**
    * How scripts start: "auto" takes posix_spawn (FFI), else setsid(1), else

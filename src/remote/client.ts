@@ -22,7 +22,12 @@ import {
   type PeerLinkOptions,
   REPLACED,
 } from "./peer_link.ts";
-import { logIntroduction, PROJECT_HEADER, type Remote } from "./remote.ts";
+import {
+  livenessTick,
+  logIntroduction,
+  PROJECT_HEADER,
+  type Remote,
+} from "./remote.ts";
 import { dial, DialError } from "./dial.ts";
 import { VERSION } from "../version.ts";
 import {
@@ -259,16 +264,23 @@ export class RemoteClient implements Remote {
   #startHeartbeat(link: PeerLink): void {
     const { heartbeatMs, log } = this.#options;
     this.#stopHeartbeat();
+    // Checked four times per interval, so silence is caught within
+    // 2 × heartbeatMs of the last frame whatever the timer's phase.
+    let lastPing = 0;
     this.#heartbeat = setInterval(() => {
       if (!link.has("heartbeat")) return;
-      const silentMs = Date.now() - link.lastHeard;
-      if (silentMs > 2 * heartbeatMs) {
+      const now = Date.now();
+      const silentMs = now - link.lastHeard;
+      if (silentMs >= 2 * heartbeatMs) {
         log.warn(`server silent for ${silentMs} ms; dropping the connection`);
-        link.close(4000, "heartbeat lost");
+        link.terminate("heartbeat lost");
         return;
       }
-      link.send(PING);
-    }, heartbeatMs);
+      if (now - lastPing >= heartbeatMs) {
+        lastPing = now;
+        link.send(PING);
+      }
+    }, livenessTick(heartbeatMs));
   }
 
   #stopHeartbeat(): void {

@@ -24,7 +24,12 @@ import {
   REPLACED,
 } from "./peer_link.ts";
 import { PeerSet } from "./peers.ts";
-import { logIntroduction, PROJECT_HEADER, type Remote } from "./remote.ts";
+import {
+  livenessTick,
+  logIntroduction,
+  PROJECT_HEADER,
+  type Remote,
+} from "./remote.ts";
 import {
   type Decision,
   type ServerSocket,
@@ -145,18 +150,21 @@ export class RemoteServer implements Remote {
    */
   #startLiveness(): void {
     const { heartbeatMs, log } = this.#options;
+    let lastPing = 0;
     this.#liveness = setInterval(() => {
       const now = Date.now();
+      const ping = now - lastPing >= heartbeatMs;
+      if (ping) lastPing = now;
       for (const link of this.#peers.all()) {
         const silentMs = now - link.lastHeard;
-        if (silentMs > 2 * heartbeatMs) {
+        if (silentMs >= 2 * heartbeatMs) {
           log.warn(
             `${link.title}: silent for ${silentMs} ms (no pong); dropping it`,
           );
           link.terminate("no answer to ping");
-        } else link.ping();
+        } else if (ping) link.ping();
       }
-    }, heartbeatMs);
+    }, livenessTick(heartbeatMs));
   }
 
   /** Who a request is, if it may be upgraded; else the response it gets. */

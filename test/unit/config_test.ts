@@ -78,7 +78,7 @@ Deno.test("a minimal server config gets every default", () => {
   assertEquals(config.maxMessageBytes, 1024 * 1024);
   assertEquals(config.maxBufferedBytes, 16 * 1024 * 1024);
   assertEquals(config.shutdownGraceMs, 10_000);
-  assertEquals(config.heartbeatMs, 15_000);
+  assertEquals(config.heartbeatMs, 5_000);
   assertEquals(config.logLevel, "info");
   assertEquals(config.scriptLauncher, "auto");
   assertEquals(config.localTcp, undefined);
@@ -118,7 +118,7 @@ Deno.test("a minimal client config gets every default and a ws:// url", () => {
   assertEquals(config.reconnectMaxMs, 30_000);
   assertEquals(config.socketMode, "0600");
   assertEquals(config.maxMessageBytes, 1024 * 1024);
-  assertEquals(config.heartbeatMs, 15_000);
+  assertEquals(config.heartbeatMs, 5_000);
   assertEquals(config.logLevel, "info");
 });
 
