@@ -117,6 +117,8 @@ const common = {
   maxInFlight: count.default(1024),
   /** Requests per second per peer and per local connection. */
   rate: rate.default({ perSecond: 1000, burst: 2000 }),
+  /** How long a request waits for its status when it sets no `deadlineMs`. */
+  deadlineMs: positiveMs.optional(),
   /** A script's time limit when its request sets no `timeoutMs`. */
   scriptTimeoutMs: positiveMs.optional(),
   /** The most a request's `timeoutMs` may ask for. */

@@ -96,6 +96,7 @@ export class Daemon {
       log,
       maxMessageBytes: config.maxMessageBytes,
       maxInFlight: config.maxInFlight,
+      deadlineMs: config.deadlineMs,
     });
     this.#frames = new PeerFrames({
       name: config.name ?? defaultName(),

@@ -25,7 +25,7 @@ import {
   ProtocolError,
   relayedReport,
   REMOTE_COMMAND,
-  requestTimeout,
+  requestMs,
   shown,
   Status,
   type StatusData,
@@ -273,7 +273,7 @@ export class PeerFrames implements PeerHandler {
     }
     let timeoutMs: number | undefined;
     try {
-      timeoutMs = requestTimeout(message);
+      timeoutMs = requestMs(message, "timeoutMs");
     } catch (error) {
       const reason = (error as ProtocolError).message;
       this.#answer(

@@ -120,19 +120,22 @@ function describe(value: unknown): string {
 const MAX_TIMER_MS = 2_147_483_647;
 
 /**
- * A request's `timeoutMs`: undefined when it has none.
+ * A request's `timeoutMs` or `deadlineMs`: undefined when it has none.
  *
  * @throws {ProtocolError} (-4) when it is not a whole number of ms above 0.
  */
-export function requestTimeout(message: Message): number | undefined {
-  const value = message.fields.timeoutMs;
+export function requestMs(
+  message: Message,
+  field: "timeoutMs" | "deadlineMs",
+): number | undefined {
+  const value = message.fields[field];
   if (value === undefined) return undefined;
   if (
     typeof value !== "number" || !Number.isInteger(value) || value < 1 ||
     value > MAX_TIMER_MS
   ) {
     throw new ProtocolError(
-      `Cannot run the request as 'timeoutMs' must be an integer from 1 to ${MAX_TIMER_MS}: found ${
+      `Cannot run the request as '${field}' must be an integer from 1 to ${MAX_TIMER_MS}: found ${
         describe(value)
       }`,
       message,

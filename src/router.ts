@@ -20,7 +20,7 @@ import {
   parseMessage,
   ProtocolError,
   REMOTE_COMMAND,
-  requestTimeout,
+  requestMs,
   Status,
   type StatusReport,
   withId,
@@ -40,6 +40,8 @@ export interface RouterOptions {
   maxMessageBytes: number;
   /** Requests one local connection may have in flight. */
   maxInFlight: number;
+  /** How long a request waits for its status when it sets no deadlineMs. */
+  deadlineMs?: number;
 }
 
 const encoder = new TextEncoder();
@@ -173,9 +175,11 @@ export class Router implements LocalHandler {
         hasId: message.hasId,
       });
     }
-    requestTimeout(message); // a bad one is -4 here, before it travels
+    requestMs(message, "timeoutMs"); // a bad one is -4 here, before it travels
+    const deadline = requestMs(message, "deadlineMs") ??
+      this.#options.deadlineMs;
     const link = this.#pick(connection, message);
-    if (link) this.#sendTracked(connection, message, text, link);
+    if (link) this.#sendTracked(connection, message, text, link, deadline);
   }
 
   /** The link a request goes to; undefined after answering -2. */
@@ -194,6 +198,7 @@ export class Router implements LocalHandler {
     message: Message,
     text: string,
     link: PeerLink,
+    deadlineMs?: number,
   ): void {
     // To a peer without request-ref the message goes unchanged (Part 1).
     const withRefs = link.has("request-ref");
@@ -211,6 +216,19 @@ export class Router implements LocalHandler {
       );
     }
     connection.owe();
+    if (deadlineMs !== undefined) {
+      // The status may still come (the script may be running): the asker is
+      // told the truth, that none came in time.
+      entry.timer = setTimeout(() => {
+        if (!link.pending.remove(entry)) return;
+        connection.settle(withId({
+          status: Status.TIMEOUT,
+          error:
+            `no status from ${link.name} within deadlineMs (${deadlineMs} ms)`,
+          peer: link.name,
+        }, message));
+      }, deadlineMs);
+    }
     // A refused send may have closed the link, which answers every pending
     // request itself; answer here only if this one was not among them.
     if (!link.send(frame) && link.pending.remove(entry)) {

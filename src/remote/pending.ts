@@ -21,6 +21,8 @@ export interface PendingRequest<Owner> {
   readonly owner: Owner;
   /** Whether the request went out with its ref, so only the ref matches it. */
   readonly sentWithRef: boolean;
+  /** Its deadline's timer, cleared when it leaves the table. */
+  timer?: ReturnType<typeof setTimeout>;
 }
 
 /**
@@ -55,7 +57,7 @@ export class PendingTable<Owner> {
     request: { id?: unknown; hasId: boolean },
     sentWithRef: boolean,
   ): PendingRequest<Owner> {
-    const entry = {
+    const entry: PendingRequest<Owner> = {
       ref: newRef(),
       id: request.id,
       hasId: request.hasId,
@@ -86,6 +88,7 @@ export class PendingTable<Owner> {
   /** Removes `entry`; false if it was no longer there (answered already). */
   remove(entry: PendingRequest<Owner>): boolean {
     if (!this.#byRef.delete(entry.ref)) return false;
+    clearTimeout(entry.timer);
     if (entry.sentWithRef) return true;
     const key = idKey(entry.hasId, entry.id);
     const queue = this.#byId.get(key);
@@ -98,6 +101,7 @@ export class PendingTable<Owner> {
   /** Removes and returns every entry, e.g. when the peer has gone. */
   drain(): PendingRequest<Owner>[] {
     const entries = [...this.#byRef.values()];
+    for (const entry of entries) clearTimeout(entry.timer);
     this.#byRef.clear();
     this.#byId.clear();
     return entries;

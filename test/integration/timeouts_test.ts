@@ -134,3 +134,44 @@ Deno.test("a second SIGTERM kills every script's group before the daemon exits",
   assertEquals(status.code, 1, "a second signal exits at once, with 1");
   await until(() => !alive(child), 5_000, "the script's child to be gone");
 });
+
+Deno.test("deadlineMs: no status in time is -3 to the asker, once; the late status is dropped", async () => {
+  await using pair = await startPair({
+    server: { deadlineMs: 5_000 },
+    scripts: ["wait-release", "exit-with"],
+  });
+  await using local = await LocalClient.connect(pair.server.socket);
+  const asked = Date.now();
+  const late = await local.request({
+    name: "wait-release",
+    id: "late",
+    params: 0,
+    deadlineMs: 300,
+  });
+  const tookMs = Date.now() - asked;
+  assertEquals([late.status, late.id, late.peer], [-3, "late", "client"]);
+  assertMatch(String(late.error), /within deadlineMs \(300 ms\)/);
+  assert(tookMs >= 300 && tookMs < 5_000, `answered after ${tookMs} ms`);
+
+  // The script ends after all: its status finds nobody, and no second answer.
+  await Deno.mkdir(pair.clientPrefix.file("release"), { recursive: true });
+  await Deno.writeTextFile(pair.clientPrefix.file("release", "all"), "");
+  await pair.server.waitForLog(/status that no request of this link waits for/);
+  await local.send({
+    name: "+cmd",
+    id: "end",
+    params: { code: "STATUS", data: { status: 9, id: "end" } },
+  });
+  assertEquals((await local.next()).id, "end", "no answer after the -3");
+
+  // The config's deadlineMs is the default; one in time is not touched.
+  const quick = await local.request({ name: "exit-with", id: "q", params: 2 });
+  assertEquals(quick.status, 2);
+  const bad = await local.request({
+    name: "exit-with",
+    id: "b",
+    deadlineMs: "soon",
+  });
+  assertEquals(bad.status, -4);
+  assertMatch(String(bad.error), /'deadlineMs' must be an integer/);
+});
