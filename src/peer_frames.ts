@@ -82,16 +82,34 @@ export class PeerFrames implements PeerHandler {
 
   onClose(link: PeerLink, reason: string): void {
     const orphans = link.pending.drain();
+    // A request that went to an original may have run: it has no way to
+    // send its status again, so its outcome is unknown (-6), never -2.
+    const unknown = orphans.filter((entry) => !entry.sentWithRef).length;
+    const counts = [
+      orphans.length - unknown
+        ? `${orphans.length - unknown} request(s) answered -2`
+        : "",
+      unknown ? `${unknown} request(s) answered -6 (outcome unknown)` : "",
+    ].filter((text) => text !== "").join(", ");
     this.#options.log.info(
       `peer ${link.title} disconnected: ${reason}${
-        orphans.length ? `; ${orphans.length} request(s) answered -2` : ""
+        counts ? `; ${counts}` : ""
       }`,
     );
     for (const entry of orphans) {
-      entry.owner.settle(withId({
-        status: Status.NO_PEER,
-        error: `peer ${link.name} disconnected before answering: ${reason}`,
-      }, entry));
+      entry.owner.settle(withId(
+        entry.sentWithRef
+          ? {
+            status: Status.NO_PEER,
+            error: `peer ${link.name} disconnected before answering: ${reason}`,
+          }
+          : {
+            status: Status.OUTCOME_UNKNOWN,
+            error:
+              `peer ${link.name} disconnected before answering: ${reason}; the request was sent, so it may have run`,
+          },
+        entry,
+      ));
     }
   }
 

@@ -20,6 +20,11 @@ export const Status = {
   REJECTED: -4,
   /** Not allowed. */
   REFUSED: -5,
+  /**
+   * Outcome unknown: delivered, but its status can no longer come (the link
+   * to an original dropped, which has no way to say it again).
+   */
+  OUTCOME_UNKNOWN: -6,
 } as const;
 
 /** Runs a command on the daemon that reads it from its local socket. */

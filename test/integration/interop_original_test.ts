@@ -174,3 +174,30 @@ Deno.test({
     assertOriginalUndisturbed(original);
   },
 });
+
+Deno.test({
+  name:
+    "a request sent to an original whose link then drops answers -6 (it may have run), never -2",
+  ignore: !ORIGINAL,
+  async fn() {
+    await using serverPrefix = await Prefix.create(serverConfig(), {
+      scripts: ["sleep-exit"],
+    });
+    await using server = await DaemonProcess.start(serverPrefix);
+    await using originalPrefix = await Prefix.create({
+      mode: "client",
+      proxy: "127.0.0.1",
+      port: server.port,
+    }, { scripts: ["sleep-exit"] });
+    await using original = await startOriginal(originalPrefix);
+    await original.waitForLog(HELLO_RECEIVED, TIMEOUT);
+    await using local = await LocalClient.connect(server.socket);
+    // Short: the original's script outlives the original by that long.
+    await local.send({ name: "sleep-exit", id: "cut", params: [2, 0] });
+    await original.waitForLog(/"name":"sleep-exit"/, TIMEOUT);
+    await original.stop("SIGKILL");
+    const answer = await local.next(TIMEOUT);
+    assertEquals([answer.status, answer.id], [-6, "cut"]);
+    assert(/may have run/.test(String(answer.error)), String(answer.error));
+  },
+});
