@@ -16,7 +16,7 @@ import { openLauncher } from "./launch/mod.ts";
 import { ScriptRunner } from "./scripts.ts";
 import { scrubEnv } from "./trust/scrub_env.ts";
 import { VERSION } from "./version.ts";
-import type { Logger } from "./log.ts";
+import type { Logger, LogLevel } from "./log.ts";
 
 export interface DaemonOptions {
   prefix: string;
@@ -115,10 +115,12 @@ export class Daemon {
   }
 
   /**
-   * Takes the credentials of a config read again (SIGHUP): a server's
-   * secret and peers, a client's secret. Everything else needs a restart.
+   * Takes what can change without dropping a link from a config read again
+   * (SIGHUP): credentials (a server's secret and peers, a client's secret
+   * and peerScripts), the run limits and timeouts, maxInFlight, deadlineMs
+   * and the log level. Everything else needs a restart.
    */
-  reloadTrust(config: Config): void {
+  reload(config: Config, logLevel: LogLevel): void {
     const { log } = this.#options;
     if (config.mode !== this.#options.config.mode) {
       log.error(
@@ -126,7 +128,23 @@ export class Daemon {
       );
       return;
     }
-    this.#remote.reloadTrust(config.trust);
+    log.level = logLevel;
+    this.#runner.configure({
+      maxRunning: config.maxRunning,
+      maxQueued: config.maxQueued,
+      scriptTimeoutMs: config.scriptTimeoutMs,
+      maxTimeoutMs: config.maxTimeoutMs,
+      killGraceMs: config.killGraceMs,
+    });
+    this.#router.configure({
+      maxInFlight: config.maxInFlight,
+      deadlineMs: config.deadlineMs,
+    });
+    this.#remote.reloadTrust(
+      config.trust,
+      config.mode === "client" ? config.peerScripts : undefined,
+    );
+    log.info("SIGHUP: configuration reloaded");
   }
 
   /** Opens the local listener and the WebSocket side; logs one "ready" line. */

@@ -13,9 +13,14 @@ export type LogLevel = typeof LOG_LEVELS[number];
 const encoder = new TextEncoder();
 
 export class Logger {
-  readonly #threshold: number;
+  #threshold: number;
 
   constructor(level: LogLevel = "info") {
+    this.#threshold = LOG_LEVELS.indexOf(level);
+  }
+
+  /** Changes the level from now on (SIGHUP). */
+  set level(level: LogLevel) {
     this.#threshold = LOG_LEVELS.indexOf(level);
   }
 

@@ -143,12 +143,15 @@ async function main(args: string[]): Promise<void> {
   };
   Deno.addSignalListener("SIGINT", onSignal("SIGINT"));
   Deno.addSignalListener("SIGTERM", onSignal("SIGTERM"));
-  // SIGHUP: read the credentials again (`init --peer` adds a token).
+  // SIGHUP: read the config again (`init --peer` adds a token).
   Deno.addSignalListener("SIGHUP", () => {
     load().then(
       (reloaded) => {
         for (const warning of reloaded.warnings) log.warn(`config: ${warning}`);
-        daemon.reloadTrust(reloaded.config);
+        daemon.reload(
+          reloaded.config,
+          (logLevel as LogLevel | undefined) ?? reloaded.config.logLevel,
+        );
       },
       (error) =>
         log.error(

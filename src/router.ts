@@ -54,6 +54,12 @@ export class Router implements LocalHandler {
     this.#options = options;
   }
 
+  /** New limits (SIGHUP), for requests from now on. */
+  configure(limits: Pick<RouterOptions, "maxInFlight" | "deadlineMs">): void {
+    this.#options.maxInFlight = limits.maxInFlight;
+    this.#options.deadlineMs = limits.deadlineMs;
+  }
+
   /** From now on, new work is refused with -2; what is under way goes on. */
   stopAccepting(): void {
     this.#stopping = true;

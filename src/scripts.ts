@@ -80,6 +80,12 @@ export interface ScriptRunnerOptions {
   killGraceMs: number;
 }
 
+/** The time limits of runs, which SIGHUP may change. */
+export type RunLimits = Pick<
+  ScriptRunnerOptions,
+  "scriptTimeoutMs" | "maxTimeoutMs" | "killGraceMs"
+>;
+
 /** How long drain() waits for killed scripts to be reported. */
 const KILL_WAIT_MS = 5_000;
 
@@ -101,17 +107,14 @@ export class ScriptRunner {
   #closed = false;
   /** Set by drain() past the grace period: a script that starts is killed. */
   #killing = false;
-  readonly #maxRunning: number;
-  readonly #maxQueued: number;
+  #maxRunning: number;
+  #maxQueued: number;
   /** Runs holding a slot (launching or running). */
   #active = 0;
   /** Requests waiting for a slot, oldest first. */
   readonly #waiting: (() => void)[] = [];
 
-  readonly #limits: Pick<
-    ScriptRunnerOptions,
-    "scriptTimeoutMs" | "maxTimeoutMs" | "killGraceMs"
-  >;
+  #limits: RunLimits;
 
   constructor(
     {
@@ -132,6 +135,23 @@ export class ScriptRunner {
     this.#launcher = launcher;
     this.#maxRunning = maxRunning;
     this.#maxQueued = maxQueued;
+  }
+
+  /**
+   * New limits (SIGHUP), for runs from now on; a lower maxRunning lets the
+   * runs over it finish.
+   */
+  configure(limits: RunLimits & { maxRunning: number; maxQueued: number }) {
+    const { maxRunning, maxQueued, ...times } = limits;
+    this.#limits = times;
+    this.#maxQueued = maxQueued;
+    const more = maxRunning - this.#maxRunning;
+    this.#maxRunning = maxRunning;
+    // Slots a higher limit opens go to the waiting requests at once.
+    for (let i = 0; i < more && this.#waiting.length > 0; i++) {
+      this.#active++;
+      this.#waiting.shift()!();
+    }
   }
 
   /** Runs launching or running now. */
@@ -155,7 +175,10 @@ export class ScriptRunner {
   }
 
   #release(): void {
-    const next = this.#waiting.shift();
+    // Over a lowered limit, the slot is not handed on.
+    const next = this.#active <= this.#maxRunning
+      ? this.#waiting.shift()
+      : undefined;
     if (next) next();
     else this.#active--;
   }

@@ -110,10 +110,13 @@ export class RemoteClient implements Remote {
     logIntroduction(this.#options.log, link, hello);
   }
 
-  reloadTrust(trust: ClientTrust): void {
-    // Used from the next connection attempt on.
+  reloadTrust(trust: ClientTrust, peerScripts?: string[]): void {
+    // The secret counts from the next connection attempt on; what the
+    // server may run here, at once.
     this.#options.trust = trust;
-    this.#options.log.info("SIGHUP: credentials reloaded");
+    this.#options.peerScripts = peerScripts;
+    if (this.#link) this.#link.policy = { scripts: peerScripts };
+    this.#options.log.info("SIGHUP: credentials and peerScripts reloaded");
   }
 
   /** PAUSE: drop the connection now and reconnect after `ms`. */

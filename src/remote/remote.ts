@@ -28,8 +28,11 @@ export interface Remote {
    * HELLO. A HELLO after that re-introduces it under its own name.
    */
   introduce(link: PeerLink, hello: Hello | undefined): void;
-  /** New credentials (SIGHUP): server trust, or a client's secret. */
-  reloadTrust(trust: ServerTrust | ClientTrust): void;
+  /**
+   * New credentials (SIGHUP): a server's trust, or a client's secret and
+   * `peerScripts`.
+   */
+  reloadTrust(trust: ServerTrust | ClientTrust, peerScripts?: string[]): void;
   /** Client mode: drops the connection and reconnects after `ms`. */
   pause(ms: number): void;
   /** Closes every link and stops. */

@@ -8,6 +8,7 @@
 import { join } from "node:path";
 import { assert, assertEquals, assertMatch } from "../helpers/assert.ts";
 import {
+  clientConfig,
   DaemonProcess,
   Prefix,
   serverConfig,
@@ -116,5 +117,62 @@ Deno.test("TLS files that cannot work are a config error at startup (78), naming
     const status = await daemon.exited();
     assertEquals(status.code, 78, `${label}: ${daemon.log()}`);
     assertMatch(daemon.log(), new RegExp(`field "${field}"`), label);
+  }
+});
+
+Deno.test("SIGHUP reloads limits, timeouts and peerScripts without dropping the link", async () => {
+  await using pair = await startPair({ scripts: ["sleep-exit", "exit-with"] });
+  const { client, clientPrefix, server } = pair;
+  await clientPrefix.writeConfig(clientConfig(server.port, {
+    scriptTimeoutMs: 200,
+    killGraceMs: 0,
+    peerScripts: ["sleep-*"],
+  }));
+  Deno.kill(client.child.pid, "SIGHUP");
+  await client.waitForLog(/SIGHUP: configuration reloaded/);
+  await using local = await LocalClient.connect(server.socket);
+  const timed = await local.request({
+    name: "sleep-exit",
+    id: "t",
+    params: [30, 0],
+  });
+  assertEquals(timed.status, -3);
+  assertMatch(String(timed.error), /timed out after 200 ms/);
+  const refused = await local.request({
+    name: "exit-with",
+    id: "r",
+    params: 1,
+  });
+  assertEquals(refused.status, -5);
+  assertMatch(String(refused.error), /may not run script "exit-with"/);
+  assertEquals(
+    client.count(/disconnected from/) + server.count(/disconnected/),
+    0,
+    "the link stayed up",
+  );
+});
+
+Deno.test("SIGHUP with a higher maxRunning starts the requests waiting for a slot", async () => {
+  await using pair = await startPair({
+    client: { maxRunning: 1 },
+    scripts: ["wait-release"],
+  });
+  const { client, clientPrefix, server } = pair;
+  try {
+    await using local = await LocalClient.connect(server.socket);
+    await local.send(
+      { name: "wait-release", id: "first", params: 0 },
+      { name: "wait-release", id: "second", params: 0 },
+    );
+    await waitStarted(clientPrefix, "first");
+    await clientPrefix.writeConfig(
+      clientConfig(server.port, { maxRunning: 2 }),
+    );
+    Deno.kill(client.child.pid, "SIGHUP");
+    await client.waitForLog(/SIGHUP: configuration reloaded/);
+    // Started while "first" still holds its slot: two run at once now.
+    await waitStarted(clientPrefix, "second");
+  } finally {
+    await releaseAll(clientPrefix);
   }
 });
