@@ -15,6 +15,7 @@ import { shown, Status, type StatusData } from "./protocol.ts";
 import type { Logger } from "./log.ts";
 import type { Launcher } from "./launch/mod.ts";
 import { endGroup, signalGroup } from "./launch/group.ts";
+import { RunSlots } from "./run_slots.ts";
 
 /** Linux caps one argv string at 32 pages minus the terminating NUL. */
 export const MAX_ARG_BYTES = 131_071;
@@ -107,13 +108,7 @@ export class ScriptRunner {
   #closed = false;
   /** Set by drain() past the grace period: a script that starts is killed. */
   #killing = false;
-  #maxRunning: number;
-  #maxQueued: number;
-  /** Runs holding a slot (launching or running). */
-  #active = 0;
-  /** Requests waiting for a slot, oldest first. */
-  readonly #waiting: (() => void)[] = [];
-
+  readonly #slots: RunSlots;
   #limits: RunLimits;
 
   constructor(
@@ -133,8 +128,7 @@ export class ScriptRunner {
     this.#scriptsDir = join(prefix, "scripts");
     this.#log = log;
     this.#launcher = launcher;
-    this.#maxRunning = maxRunning;
-    this.#maxQueued = maxQueued;
+    this.#slots = new RunSlots(maxRunning, maxQueued);
   }
 
   /**
@@ -144,43 +138,12 @@ export class ScriptRunner {
   configure(limits: RunLimits & { maxRunning: number; maxQueued: number }) {
     const { maxRunning, maxQueued, ...times } = limits;
     this.#limits = times;
-    this.#maxQueued = maxQueued;
-    const more = maxRunning - this.#maxRunning;
-    this.#maxRunning = maxRunning;
-    // Slots a higher limit opens go to the waiting requests at once.
-    for (let i = 0; i < more && this.#waiting.length > 0; i++) {
-      this.#active++;
-      this.#waiting.shift()!();
-    }
+    this.#slots.resize(maxRunning, maxQueued);
   }
 
   /** Runs launching or running now. */
   get active(): number {
-    return this.#active;
-  }
-
-  /**
-   * Waits for a run slot; false (at once) when the queue is full. A slot
-   * taken must be given back with #release().
-   */
-  async #acquire(): Promise<boolean> {
-    if (this.#active < this.#maxRunning) {
-      this.#active++;
-      return true;
-    }
-    if (this.#waiting.length >= this.#maxQueued) return false;
-    // #release hands its slot straight to the oldest waiter.
-    await new Promise<void>((resolve) => this.#waiting.push(resolve));
-    return true;
-  }
-
-  #release(): void {
-    // Over a lowered limit, the slot is not handed on.
-    const next = this.#active <= this.#maxRunning
-      ? this.#waiting.shift()
-      : undefined;
-    if (next) next();
-    else this.#active--;
+    return this.#slots.active;
   }
 
   /** Runs one script to its end; never throws, every failure is a status. */
@@ -236,9 +199,9 @@ export class ScriptRunner {
     }
 
     if (this.#closed) return shuttingDown();
-    if (!await this.#acquire()) {
+    if (!await this.#slots.acquire()) {
       const error =
-        `busy: ${this.#maxRunning} scripts running and ${this.#maxQueued} waiting (maxRunning, maxQueued)`;
+        `busy: ${this.#slots.maxRunning} scripts running and ${this.#slots.maxQueued} waiting (maxRunning, maxQueued)`;
       this.#log.warn(
         `script ${shown(request.name)} refused: ${error}`,
       );
@@ -258,7 +221,7 @@ export class ScriptRunner {
       }
       return await this.#runInSlot(request, path, arg, status, cannotRun);
     } finally {
-      this.#release();
+      this.#slots.release();
     }
   }
 
