@@ -27,7 +27,10 @@ export const DEFAULT_PREFIX = "/root/ws-daemon";
 export { ConfigError };
 
 const port = z.number().int().min(0).max(65535);
-const positiveMs = z.number().int().positive();
+/** The longest a timer can wait (2^31 - 1 ms, about 24.8 days). */
+const MAX_TIMER_MS = 2_147_483_647;
+const positiveMs = z.number().int().positive().max(MAX_TIMER_MS);
+const ms = z.number().int().min(0).max(MAX_TIMER_MS);
 const count = z.number().int().min(1);
 
 /**
@@ -92,9 +95,10 @@ const common = {
   /** Unsent bytes a peer or local connection may pile up before it is cut. */
   maxBufferedBytes: z.number().int().min(65536).default(16 * 1024 * 1024),
   /** How long running scripts may finish after SIGINT/SIGTERM. */
-  shutdownGraceMs: z.number().int().min(0).default(10_000),
+  shutdownGraceMs: ms.default(10_000),
   /** Interval of liveness checks on the WebSocket. */
-  heartbeatMs: z.number().int().min(100).default(5_000),
+  heartbeatMs: z.number().int().min(250).max(Math.floor(MAX_TIMER_MS / 2))
+    .default(5_000),
   logLevel: z.enum(LOG_LEVELS).default("info"),
   /**
    * How scripts start: "auto" takes posix_spawn (FFI), else setsid(1), else
@@ -124,7 +128,7 @@ const common = {
   /** The most a request's `timeoutMs` may ask for. */
   maxTimeoutMs: positiveMs.optional(),
   /** From SIGTERM to SIGKILL of a script's group (timeout, shutdown). */
-  killGraceMs: z.number().int().min(0).default(5_000),
+  killGraceMs: ms.default(5_000),
   /** Environment variables never passed to scripts (globs, any case). */
   scrubEnv: z.array(z.string().min(1)).default(DEFAULT_SCRUB_ENV),
 };

@@ -144,9 +144,13 @@ async function main(args: string[]): Promise<void> {
   Deno.addSignalListener("SIGINT", onSignal("SIGINT"));
   Deno.addSignalListener("SIGTERM", onSignal("SIGTERM"));
   // SIGHUP: read the config again (`init --peer` adds a token).
+  let reloads = 0;
   Deno.addSignalListener("SIGHUP", () => {
+    // Reads may overlap: only the newest one is applied.
+    const reload = ++reloads;
     load().then(
       (reloaded) => {
+        if (reload !== reloads) return;
         for (const warning of reloaded.warnings) log.warn(`config: ${warning}`);
         daemon.reload(
           reloaded.config,

@@ -84,7 +84,9 @@ export class PeerFrames implements PeerHandler {
     const orphans = link.pending.drain();
     // A request that went to an original may have run: it has no way to
     // send its status again, so its outcome is unknown (-6), never -2.
-    const unknown = orphans.filter((entry) => !entry.sentWithRef).length;
+    const maybeRan = (entry: (typeof orphans)[number]) =>
+      !entry.sentWithRef && entry.sent === true;
+    const unknown = orphans.filter(maybeRan).length;
     const counts = [
       orphans.length - unknown
         ? `${orphans.length - unknown} request(s) answered -2`
@@ -98,7 +100,7 @@ export class PeerFrames implements PeerHandler {
     );
     for (const entry of orphans) {
       entry.owner.settle(withId(
-        entry.sentWithRef
+        !maybeRan(entry)
           ? {
             status: Status.NO_PEER,
             error: `peer ${link.name} disconnected before answering: ${reason}`,

@@ -237,7 +237,12 @@ export class Router implements LocalHandler {
     }
     // A refused send may have closed the link, which answers every pending
     // request itself; answer here only if this one was not among them.
-    if (!link.send(frame) && link.pending.remove(entry)) {
+    // A send the budget refuses closes the link inside send(), which answers
+    // this entry as never sent.
+    entry.sent = false;
+    const sent = link.send(frame);
+    entry.sent = sent;
+    if (!sent && link.pending.remove(entry)) {
       connection.settle(withId(
         {
           status: Status.NO_PEER,

@@ -14,7 +14,7 @@ import { join } from "node:path";
 import { shown, Status, type StatusData } from "./protocol.ts";
 import type { Logger } from "./log.ts";
 import type { Launcher } from "./launch/mod.ts";
-import { endGroup, signalGroup } from "./launch/group.ts";
+import { GroupEnder, signalGroup } from "./launch/group.ts";
 import { RunSlots } from "./run_slots.ts";
 
 /** Linux caps one argv string at 32 pages minus the terminating NUL. */
@@ -109,6 +109,8 @@ export class ScriptRunner {
   /** Set by drain() past the grace period: a script that starts is killed. */
   #killing = false;
   readonly #slots: RunSlots;
+  /** Groups given SIGTERM, waiting for their SIGKILL. */
+  readonly #ender = new GroupEnder();
   #limits: RunLimits;
 
   constructor(
@@ -282,17 +284,17 @@ export class ScriptRunner {
     const timer = limit === undefined ? undefined : setTimeout(() => {
       timedOut = true;
       this.#log.warn(`${tag}: timed out after ${limit} ms; ending its group`);
-      endGroup(pid, this.#limits.killGraceMs);
+      this.#ender.end(pid, this.#limits.killGraceMs);
     }, limit);
     const result = await end;
     clearTimeout(timer);
     if (timedOut) {
       return {
         status: Status.TIMEOUT,
-        error: `timed out after ${limit} ms: its process group got SIGTERM${
+        error: `timed out after ${limit} ms: its process group got ${
           this.#limits.killGraceMs > 0
-            ? `, then SIGKILL after ${this.#limits.killGraceMs} ms`
-            : ""
+            ? `SIGTERM, then SIGKILL after ${this.#limits.killGraceMs} ms`
+            : "SIGKILL"
         }`,
         ...(result.kind === "signaled" ? { signal: result.signal } : {}),
       };
@@ -325,6 +327,7 @@ export class ScriptRunner {
     for (const { pid } of this.#running) {
       if (pid !== undefined) signalGroup(pid, "SIGKILL");
     }
+    this.#ender.killNow();
   }
 
   /**
@@ -334,7 +337,11 @@ export class ScriptRunner {
    */
   async drain(graceMs: number): Promise<void> {
     this.#closed = true;
-    if (this.#running.size === 0) return;
+    if (this.#running.size === 0) {
+      // Timed-out scripts' groups may still be waiting for their SIGKILL.
+      await this.#ender.settled();
+      return;
+    }
     this.#log.info(
       `waiting up to ${graceMs} ms for ${this.#running.size} running script(s)`,
     );
@@ -345,7 +352,10 @@ export class ScriptRunner {
     const allDone = Promise.allSettled([...this.#running].map((r) => r.done));
     const outcome = await Promise.race([allDone, graceOver]);
     clearTimeout(timer);
-    if (outcome !== "timeout") return;
+    if (outcome !== "timeout") {
+      await this.#ender.settled();
+      return;
+    }
     this.#killing = true;
     const { killGraceMs } = this.#limits;
     for (const { pid } of this.#running) {
@@ -353,8 +363,11 @@ export class ScriptRunner {
       this.#log.warn(
         `ending script process group ${pid} after the grace period (SIGTERM, SIGKILL after ${killGraceMs} ms)`,
       );
-      endGroup(pid, killGraceMs);
+      this.#ender.end(pid, killGraceMs);
     }
+    // Leaders that die at SIGTERM may leave children that do not: the
+    // SIGKILL step is waited for, not cut short by the exit.
+    await this.#ender.settled();
     // SIGKILL ends a process at once; a run that still has not ended after
     // it is stuck in its launch, and must not hold the daemon's stop forever.
     let waitOver: ReturnType<typeof setTimeout> | undefined;

@@ -269,7 +269,8 @@ export class RemoteClient implements Remote {
     this.#stopHeartbeat();
     // Checked four times per interval, so silence is caught within
     // 2 × heartbeatMs of the last frame whatever the timer's phase.
-    let lastPing = 0;
+    const tick = livenessTick(heartbeatMs);
+    let lastPing = 0; // the first PING at the first tick: a fresh link's check
     this.#heartbeat = setInterval(() => {
       if (!link.has("heartbeat")) return;
       const now = Date.now();
@@ -283,7 +284,7 @@ export class RemoteClient implements Remote {
         lastPing = now;
         link.send(PING);
       }
-    }, livenessTick(heartbeatMs));
+    }, tick);
   }
 
   #stopHeartbeat(): void {

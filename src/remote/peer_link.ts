@@ -57,6 +57,8 @@ export interface LinkSocket {
   ping?(): void;
   /** npm:ws's: drops the TCP connection without a close handshake. */
   terminate?(): void;
+  /** npm:ws's control frames, which say the peer is alive too. */
+  on?(event: "ping" | "pong", listener: () => void): void;
 }
 
 export interface PeerHandler {
@@ -193,6 +195,9 @@ export class PeerLink {
     if (socket.readyState === OPEN) queueMicrotask(opened);
     else socket.onopen = opened;
     socket.onmessage = (event) => guard("frame", () => this.#onMessage(event));
+    const heard = () => this.lastHeard = Date.now();
+    socket.on?.("ping", heard);
+    socket.on?.("pong", heard);
     socket.onerror = (event) => {
       const message = (event as ErrorEvent).message;
       if (message) this.#options.log.debug(`${this.label}: ${message}`);

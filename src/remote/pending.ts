@@ -23,6 +23,8 @@ export interface PendingRequest<Owner> {
   readonly sentWithRef: boolean;
   /** Its deadline's timer, cleared when it leaves the table. */
   timer?: ReturnType<typeof setTimeout>;
+  /** Whether the frame was handed to the socket (else it never left). */
+  sent?: boolean;
 }
 
 /**

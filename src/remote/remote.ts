@@ -67,9 +67,9 @@ export function logIntroduction(
 }
 
 /**
- * How often liveness is checked: four times per heartbeat, so a link silent
- * for 2 × heartbeatMs is caught within a quarter heartbeat of that.
+ * How often liveness is checked: ten times per heartbeat, so a link silent
+ * for 2 × heartbeatMs is caught within a tenth of a heartbeat of that.
  */
 export function livenessTick(heartbeatMs: number): number {
-  return Math.max(25, Math.floor(heartbeatMs / 4));
+  return Math.max(25, Math.floor(heartbeatMs / 10));
 }

@@ -150,7 +150,8 @@ export class RemoteServer implements Remote {
    */
   #startLiveness(): void {
     const { heartbeatMs, log } = this.#options;
-    let lastPing = 0;
+    const tick = livenessTick(heartbeatMs);
+    let lastPing = Date.now();
     this.#liveness = setInterval(() => {
       const now = Date.now();
       const ping = now - lastPing >= heartbeatMs;
@@ -164,7 +165,7 @@ export class RemoteServer implements Remote {
           link.terminate("no answer to ping");
         } else if (ping) link.ping();
       }
-    }, livenessTick(heartbeatMs));
+    }, tick);
   }
 
   /** Who a request is, if it may be upgraded; else the response it gets. */
@@ -226,7 +227,6 @@ export class RemoteServer implements Remote {
     );
     link.state = "authenticated";
     link.identity = who.identity;
-    socket.on("pong", () => link.lastHeard = Date.now());
     const entry = trust.peers.find((peer) => peer.name === link.identity);
     link.policy = { scripts: entry?.scripts, commands: entry?.commands };
     if (link.identity !== undefined) {

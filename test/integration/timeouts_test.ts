@@ -24,10 +24,14 @@ echo $! >"$WSDAEMON_PREFIX/child.pid"
 sleep 30
 `;
 
+/**
+ * Whether `pid` runs: a zombie counts as dead (its exit is done; a pid 1
+ * that does not reap, as in some containers, would otherwise keep it).
+ */
 function alive(pid: number): boolean {
   try {
-    Deno.kill(pid, "SIGCONT");
-    return true;
+    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+    return stat.slice(stat.lastIndexOf(")") + 2)[0] !== "Z";
   } catch {
     return false;
   }
@@ -174,4 +178,57 @@ Deno.test("deadlineMs: no status in time is -3 to the asker, once; the late stat
   });
   assertEquals(bad.status, -4);
   assertMatch(String(bad.error), /'deadlineMs' must be an integer/);
+});
+
+/** A leader that dies at SIGTERM, and a child of it that does not. */
+const LEADER_AND_STUBBORN_CHILD = `#!/bin/sh
+sh -c 'trap "" TERM; while :; do sleep 0.05; done' &
+echo $! >"$WSDAEMON_PREFIX/child.pid"
+sleep 30
+`;
+
+async function startedChild(prefix: { file(...p: string[]): string }) {
+  const file = prefix.file("child.pid");
+  await until(
+    async () => (await Deno.readTextFile(file).catch(() => "")) !== "",
+    10_000,
+    "the script to start its child",
+  );
+  return Number(await Deno.readTextFile(file));
+}
+
+Deno.test("shutdown waits for the SIGKILL step: a child that ignores SIGTERM does not outlive the daemon", async () => {
+  await using pair = await startPair({
+    client: { shutdownGraceMs: 200, killGraceMs: 600 },
+    scripts: ["exit-with"],
+  });
+  await pair.clientPrefix.addScript("mixed", LEADER_AND_STUBBORN_CHILD);
+  await using local = await LocalClient.connect(pair.server.socket);
+  await local.send({ name: "mixed", id: "m" });
+  const child = await startedChild(pair.clientPrefix);
+  const status = await pair.client.stop("SIGTERM");
+  assertEquals(status.code, 0);
+  assert(
+    !alive(child),
+    "the child ignoring SIGTERM got SIGKILL before the exit",
+  );
+});
+
+Deno.test("a second SIGTERM kills a group whose leader already died at the first", async () => {
+  await using pair = await startPair({
+    client: { shutdownGraceMs: 200, killGraceMs: 20_000 },
+    scripts: ["exit-with"],
+  });
+  await pair.clientPrefix.addScript("mixed", LEADER_AND_STUBBORN_CHILD);
+  await using local = await LocalClient.connect(pair.server.socket);
+  await local.send({ name: "mixed", id: "m" });
+  const child = await startedChild(pair.clientPrefix);
+  Deno.kill(pair.client.child.pid, "SIGTERM");
+  await pair.client.waitForLog(
+    /ending script process group \d+ after the grace/,
+  );
+  assert(alive(child), "SIGTERM alone does not end it");
+  Deno.kill(pair.client.child.pid, "SIGTERM");
+  assertEquals((await pair.client.exited()).code, 1);
+  assert(!alive(child), "the second signal's SIGKILL reached it");
 });

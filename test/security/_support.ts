@@ -334,8 +334,17 @@ export class RawHttp implements AsyncDisposable {
     return deadline(read(), timeoutMs, "a response head");
   }
 
-  /** Reads the next server frame (unmasked). */
-  readFrame(timeoutMs = 5_000): Promise<ServerFrame> {
+  /** Reads the next server frame (unmasked), skipping the server's pings. */
+  async readFrame(timeoutMs = 5_000): Promise<ServerFrame> {
+    const end = Date.now() + timeoutMs;
+    while (true) {
+      const frame = await this.#readAnyFrame(Math.max(1, end - Date.now()));
+      if (frame.opcode !== Opcode.PING) return frame;
+    }
+  }
+
+  /** Reads the next server frame (unmasked), whatever it is. */
+  #readAnyFrame(timeoutMs: number): Promise<ServerFrame> {
     const need = async (n: number) => {
       while (this.#buffer.length < n) {
         if (!await this.#fill()) {
@@ -387,7 +396,6 @@ export class RawHttp implements AsyncDisposable {
     const frames: ServerFrame[] = [];
     while (true) {
       const frame = await this.readFrame(Math.max(1, end - Date.now()));
-      if (frame.opcode === Opcode.PING) continue;
       frames.push(frame);
       if (frame.opcode === Opcode.CLOSE) return frames;
     }

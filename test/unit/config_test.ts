@@ -574,3 +574,23 @@ Deno.test("config errors say what the field takes: rate's shapes, exclusive boun
     /field "peers": expected peer names .*, found the name "a b"$/,
   );
 });
+
+Deno.test("times past what a timer can wait (2^31 - 1 ms) are config errors", () => {
+  for (
+    const field of [
+      "scriptTimeoutMs",
+      "maxTimeoutMs",
+      "deadlineMs",
+      "handshakeTimeoutMs",
+      "killGraceMs",
+      "shutdownGraceMs",
+    ]
+  ) {
+    assertMatch(
+      configError(() =>
+        parseConfig({ mode: "server", port: 1, [field]: 3_000_000_000 }, FILE)
+      ),
+      new RegExp(`field "${field}": expected a number of at most 2147483647`),
+    );
+  }
+});
