@@ -51,6 +51,10 @@ export function installOriginal(): Promise<void> {
  * One original daemon process; its event log (stdout) and its errors (stderr)
  * are collected line by line.
  */
+/** The original logs every frame it receives; this one is our HELLO. */
+export const HELLO_RECEIVED =
+  /Handling message received from WebSockets: \{"name":"&cmd","params":\{"code":"HELLO"/;
+
 export class OriginalProcess extends LoggedProcess {
   /** Every stderr line so far (parse errors, exceptions, crashes). */
   readonly errors: string[];

@@ -272,7 +272,8 @@ export function clientFrame(opcode: number, payload: Uint8Array): Uint8Array {
   return out;
 }
 
-function indexOfHeadEnd(bytes: Uint8Array): number {
+/** Where the blank line that ends an HTTP head starts in `bytes`, or -1. */
+export function indexOfHeadEnd(bytes: Uint8Array): number {
   for (let i = 0; i + 3 < bytes.length; i++) {
     if (
       bytes[i] === 13 && bytes[i + 1] === 10 && bytes[i + 2] === 13 &&

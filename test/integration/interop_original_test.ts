@@ -21,12 +21,13 @@ import {
   serverConfig,
 } from "../helpers/daemon.ts";
 import { LocalClient } from "../helpers/local_client.ts";
-import { type OriginalProcess, startOriginal } from "../helpers/original.ts";
+import {
+  HELLO_RECEIVED,
+  type OriginalProcess,
+  startOriginal,
+} from "../helpers/original.ts";
 
 const TIMEOUT = 15_000;
-/** The original logs every frame it receives; this one is our HELLO. */
-const HELLO_RECEIVED =
-  /Handling message received from WebSockets: \{"name":"&cmd","params":\{"code":"HELLO"/;
 
 /**
  * Requests from our daemon's socket run on the original: four in flight at

@@ -12,7 +12,7 @@
  * @module
  */
 
-import { clientFrame, Opcode } from "../helpers/stalled_ws.ts";
+import { clientFrame, indexOfHeadEnd, Opcode } from "../helpers/stalled_ws.ts";
 import { join } from "node:path";
 import {
   clientConfig,
@@ -310,7 +310,7 @@ export class RawHttp implements AsyncDisposable {
   readHead(timeoutMs = 5_000): Promise<ResponseHead> {
     const read = async () => {
       while (true) {
-        const end = headEnd(this.#buffer);
+        const end = indexOfHeadEnd(this.#buffer);
         if (end !== -1) {
           const text = decoder.decode(this.#take(end + 4));
           const [statusLine, ...rest] = text.slice(0, -4).split("\r\n");
@@ -448,16 +448,6 @@ export class RawHttp implements AsyncDisposable {
     this.#buffer = joined;
     return true;
   }
-}
-
-function headEnd(bytes: Uint8Array): number {
-  for (let i = 0; i + 3 < bytes.length; i++) {
-    if (
-      bytes[i] === 13 && bytes[i + 1] === 10 && bytes[i + 2] === 13 &&
-      bytes[i + 3] === 10
-    ) return i;
-  }
-  return -1;
 }
 
 // --- A TLS listener that counts --------------------------------------------

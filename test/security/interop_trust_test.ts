@@ -30,13 +30,14 @@ import {
   serverConfig,
 } from "../helpers/daemon.ts";
 import { LocalClient } from "../helpers/local_client.ts";
-import { type OriginalProcess, startOriginal } from "../helpers/original.ts";
+import {
+  HELLO_RECEIVED,
+  type OriginalProcess,
+  startOriginal,
+} from "../helpers/original.ts";
 
 const TIMEOUT = 15_000;
 const SCRIPTS = ["exit-with", "sleep-exit"];
-/** The original logs every frame it receives; this one is our HELLO. */
-const HELLO_RECEIVED =
-  /Handling message received from WebSockets: \{"name":"&cmd","params":\{"code":"HELLO"/;
 const SECRET = "interop-trust-secret-0123456789";
 
 /**
