@@ -20,6 +20,7 @@ export type Mode = "server" | "client";
 export type CheckedCommand =
   | { code: "PAUSE"; ms: number }
   | { code: "STATUS"; data: StatusData }
+  | { code: "RESULT"; id: string | number }
   | { error: string };
 
 /** PAUSE data: whole milliseconds, at most a day. */
@@ -59,11 +60,28 @@ export function checkCommand(command: Command, runsIn: Mode): CheckedCommand {
         ? { error: data }
         : { code: "STATUS", data };
     }
+    case CommandCode.RESULT: {
+      const data = command.data as Record<string, unknown> | null;
+      const id = typeof data === "object" && data !== null
+        ? data.id
+        : undefined;
+      if (
+        typeof id !== "string" &&
+        !(typeof id === "number" && Number.isFinite(id))
+      ) {
+        return {
+          error: `RESULT data must be {"id": <the request's id>}: found ${
+            JSON.stringify(command.data) ?? "nothing"
+          }`,
+        };
+      }
+      return { code: "RESULT", id };
+    }
     default:
       return {
         error: `unknown command code ${
           shown(command.code)
-        }: expected "PAUSE" or "STATUS"`,
+        }: expected "PAUSE", "STATUS" or "RESULT"`,
       };
   }
 }

@@ -129,6 +129,27 @@ const common = {
   maxTimeoutMs: positiveMs.optional(),
   /** From SIGTERM to SIGKILL of a script's group (timeout, shutdown). */
   killGraceMs: ms.default(5_000),
+  /**
+   * What the journal's commits wait for: "fsync" (nothing acknowledged is
+   * lost on kill -9 or power loss) or "relaxed" (kill -9 only).
+   */
+  durability: z.enum(["fsync", "relaxed"]).default("fsync"),
+  /** Rows the journal may hold; past it new requests are refused -5. */
+  journalMaxRows: count.default(100_000),
+  /** Bytes the journal's file may take; past it new requests are refused. */
+  journalMaxBytes: z.number().int().min(1024 * 1024).default(256 * 1024 * 1024),
+  /**
+   * With no peer to send to: "queue" (wait up to the deadline or
+   * queueTtlMs) or "reject" (-2 at once). Default: queue for a client,
+   * reject for a server.
+   */
+  offline: z.enum(["queue", "reject"]).optional(),
+  /** How long a request may wait for a peer to come. */
+  queueTtlMs: positiveMs.default(300_000),
+  /** How long a status stays fetchable with +cmd RESULT. */
+  resultRetentionMs: positiveMs.default(3_600_000),
+  /** Statuses kept for RESULT at most; the oldest go first. */
+  maxResults: count.default(10_000),
   /** Environment variables never passed to scripts (globs, any case). */
   scrubEnv: z.array(z.string().min(1)).default(DEFAULT_SCRUB_ENV),
 };

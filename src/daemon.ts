@@ -16,6 +16,13 @@ import { openLauncher } from "./launch/mod.ts";
 import { ScriptRunner } from "./scripts.ts";
 import { scrubEnv } from "./trust/scrub_env.ts";
 import { VERSION } from "./version.ts";
+import { join } from "node:path";
+import { Journal } from "./journal/journal.ts";
+import { Outbox } from "./outbox/outbox.ts";
+import { OutboxRows } from "./outbox/outbox_rows.ts";
+import { AckBatcher } from "./outbox/acks.ts";
+import { Inbox } from "./inbox/inbox.ts";
+import { RunRows } from "./inbox/run_rows.ts";
 import type { Logger, LogLevel } from "./log.ts";
 
 export interface DaemonOptions {
@@ -28,6 +35,13 @@ export interface DaemonOptions {
 
 /** How often shutdown looks whether the peer has answered everything. */
 const SHUTDOWN_POLL_MS = 20;
+/** How often the journal drops results past their retention. */
+const COMPACT_EVERY_MS = 60_000;
+
+/** The offline policy a config asks for, or its mode's default. */
+function offlinePolicy(config: Config): "queue" | "reject" {
+  return config.offline ?? (config.mode === "client" ? "queue" : "reject");
+}
 
 export class Daemon {
   readonly #options: DaemonOptions;
@@ -36,6 +50,12 @@ export class Daemon {
   readonly #remote: Remote;
   readonly #router: Router;
   readonly #frames: PeerFrames;
+  readonly #journal: Journal;
+  readonly #outboxRows: OutboxRows;
+  readonly #runRows: RunRows;
+  readonly #outbox: Outbox;
+  readonly #inbox: Inbox;
+  #compactTimer: ReturnType<typeof setInterval> | undefined;
 
   constructor(options: DaemonOptions) {
     this.#options = options;
@@ -91,8 +111,35 @@ export class Daemon {
         peerScripts: config.peerScripts,
         ...limits,
       });
+    this.#journal = Journal.open({
+      dir: join(prefix, "state"),
+      durability: config.durability,
+      maxRows: config.journalMaxRows,
+      maxBytes: config.journalMaxBytes,
+      log,
+    });
+    this.#outboxRows = new OutboxRows(this.#journal);
+    this.#runRows = new RunRows(this.#journal);
+    const acks = new AckBatcher(this.#journal);
+    this.#outbox = new Outbox({
+      remote: this.#remote,
+      rows: this.#outboxRows,
+      log,
+      maxMessageBytes: config.maxMessageBytes,
+      offline: offlinePolicy(config),
+      queueTtlMs: config.queueTtlMs,
+    });
+    this.#inbox = new Inbox({
+      rows: this.#runRows,
+      runner: this.#runner,
+      remote: this.#remote,
+      acks,
+      log,
+      answer: (link, status, ref) => this.#frames.answer(link, status, ref),
+    });
     this.#router = new Router({
       remote: this.#remote,
+      outbox: this.#outbox,
       log,
       maxMessageBytes: config.maxMessageBytes,
       maxInFlight: config.maxInFlight,
@@ -104,6 +151,9 @@ export class Daemon {
       maxMessageBytes: config.maxMessageBytes,
       remote: this.#remote,
       runner: this.#runner,
+      outbox: this.#outbox,
+      inbox: this.#inbox,
+      acks,
       log,
       stopping: () => this.#router.stopping,
     });
@@ -140,6 +190,10 @@ export class Daemon {
       maxInFlight: config.maxInFlight,
       deadlineMs: config.deadlineMs,
     });
+    this.#outbox.configure({
+      offline: offlinePolicy(config),
+      queueTtlMs: config.queueTtlMs,
+    });
     this.#remote.reloadTrust(
       config.trust,
       config.mode === "client" ? config.peerScripts : undefined,
@@ -150,6 +204,11 @@ export class Daemon {
   /** Opens the local listener and the WebSocket side; logs one "ready" line. */
   async start(): Promise<void> {
     const { config, log } = this.#options;
+    log.debug(`journal: ${this.#journal.where}`);
+    this.#compact();
+    this.#outbox.replay();
+    this.#inbox.replay();
+    this.#compactTimer = setInterval(() => this.#compact(), COMPACT_EVERY_MS);
     // The WebSocket side first: a taken port leaves no socket file behind.
     const started = await this.#remote.start(this.#frames);
     const remote = config.mode === "server"
@@ -160,6 +219,16 @@ export class Daemon {
     log.info(
       `ready: ws-daemon ${VERSION}, ${config.mode} mode, ${remote}, local socket ${local}`,
     );
+  }
+
+  /** Drops results past resultRetentionMs and runs no redelivery needs. */
+  #compact(): void {
+    const { resultRetentionMs, maxResults } = this.#options.config;
+    const removed = this.#outboxRows.compact(resultRetentionMs, maxResults) +
+      this.#runRows.compact(resultRetentionMs);
+    if (removed > 0) {
+      this.#options.log.debug(`journal: ${removed} old row(s) dropped`);
+    }
   }
 
   /**
@@ -175,20 +244,27 @@ export class Daemon {
     this.#router.stopAccepting();
     await this.#local.stopAccepting();
     await this.#runner.drain(config.shutdownGraceMs);
+    // The statuses of the runs that just ended, before the links close.
+    await this.#inbox.sent();
     while (this.#owedByPeers() > 0 && Date.now() < deadline) {
       await new Promise((resolve) => setTimeout(resolve, SHUTDOWN_POLL_MS));
     }
     await this.#remote.close();
     await this.#local.closeAll(Math.max(1000, deadline - Date.now()));
     await this.#runner.close();
+    clearInterval(this.#compactTimer);
+    const left = this.#outbox.size;
+    this.#journal.close();
+    if (left > 0) {
+      log.info(
+        `${left} request(s) not finished are kept in the journal for the next start`,
+      );
+    }
     log.info("stopped");
   }
 
   #owedByPeers(): number {
-    return this.#remote.links().reduce(
-      (sum, link) => sum + link.pending.size,
-      0,
-    );
+    return this.#outbox.owned;
   }
 }
 

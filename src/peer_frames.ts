@@ -23,7 +23,6 @@ import {
   parseMessage,
   parseStatusData,
   ProtocolError,
-  relayedReport,
   REMOTE_COMMAND,
   requestMs,
   shown,
@@ -39,6 +38,9 @@ import {
 } from "./remote/peer_link.ts";
 import type { Remote } from "./remote/remote.ts";
 import { allows } from "./trust/auth.ts";
+import type { Outbox } from "./outbox/outbox.ts";
+import type { Inbox } from "./inbox/inbox.ts";
+import { type AckBatcher, parseAck } from "./outbox/acks.ts";
 import type { Logger } from "./log.ts";
 
 export interface PeerFramesOptions {
@@ -48,6 +50,9 @@ export interface PeerFramesOptions {
   maxMessageBytes: number;
   remote: Remote;
   runner: ScriptRunner;
+  outbox: Outbox;
+  inbox: Inbox;
+  acks: AckBatcher;
   log: Logger;
   /** Whether the daemon is shutting down (new work is refused). */
   stopping(): boolean;
@@ -58,6 +63,7 @@ const PONG = encodeCommand(REMOTE_COMMAND, CommandCode.PONG, null);
 /** Codes that are the protocol itself, not commands a peer's user sends. */
 const PROTOCOL_CODES = new Set<string>([
   CommandCode.HELLO,
+  CommandCode.ACK,
   CommandCode.PING,
   CommandCode.PONG,
 ]);
@@ -80,39 +86,22 @@ export class PeerFrames implements PeerHandler {
     this.#options.log.debug(`${link.label}: connection open, HELLO sent`);
   }
 
+  onReady(link: PeerLink): void {
+    const { outbox, inbox } = this.#options;
+    inbox.onReady(link);
+    outbox.onReady(link);
+  }
+
   onClose(link: PeerLink, reason: string): void {
-    const orphans = link.pending.drain();
-    // A request that went to an original may have run: it has no way to
-    // send its status again, so its outcome is unknown (-6), never -2.
-    const maybeRan = (entry: (typeof orphans)[number]) =>
-      !entry.sentWithRef && entry.sent === true;
-    const unknown = orphans.filter(maybeRan).length;
-    const counts = [
-      orphans.length - unknown
-        ? `${orphans.length - unknown} request(s) answered -2`
-        : "",
-      unknown ? `${unknown} request(s) answered -6 (outcome unknown)` : "",
-    ].filter((text) => text !== "").join(", ");
-    this.#options.log.info(
+    const { outbox, log } = this.#options;
+    // Requests to a peer with acknowledgements wait for it to come back; one
+    // sent blind (to an original) may have run: its outcome is unknown.
+    const unknown = outbox.onClosed(link, reason);
+    log.info(
       `peer ${link.title} disconnected: ${reason}${
-        counts ? `; ${counts}` : ""
+        unknown ? `; ${unknown} request(s) answered -6 (outcome unknown)` : ""
       }`,
     );
-    for (const entry of orphans) {
-      entry.owner.settle(withId(
-        !maybeRan(entry)
-          ? {
-            status: Status.NO_PEER,
-            error: `peer ${link.name} disconnected before answering: ${reason}`,
-          }
-          : {
-            status: Status.OUTCOME_UNKNOWN,
-            error:
-              `peer ${link.name} disconnected before answering: ${reason}; the request was sent, so it may have run`,
-          },
-        entry,
-      ));
-    }
   }
 
   onFrame(link: PeerLink, text: string): void {
@@ -127,7 +116,7 @@ export class PeerFrames implements PeerHandler {
       // A peer of this project is told, by the request's ref; an original
       // could not match an answer to anything, and gets none (Part 1).
       if (ref !== undefined) {
-        this.#answer(link, { status: Status.REJECTED, error: reason }, ref);
+        this.answer(link, { status: Status.REJECTED, error: reason }, ref);
       }
       return;
     }
@@ -144,14 +133,14 @@ export class PeerFrames implements PeerHandler {
         `from ${link.name}: "+cmd" frame dropped: it is for local sockets only`,
       );
     } else {
-      this.#runScript(link, message).catch((error) => {
+      this.#runScript(link, message, text).catch((error) => {
         log.error(`script ${message.name}: ${(error as Error).stack}`);
       });
     }
   }
 
   /** Sends a status for a request of `link`, with its ref when it had one. */
-  #answer(link: PeerLink, status: StatusData, ref: string | undefined): void {
+  answer(link: PeerLink, status: StatusData, ref: string | undefined): void {
     if (ref !== undefined) {
       // The asker matches by ref and puts its own id back: echoing the id
       // would only make the answer longer than the request.
@@ -193,13 +182,20 @@ export class PeerFrames implements PeerHandler {
     if (code === undefined) {
       log.warn(`from ${link.name}: command dropped: no string params.code`);
       if (ref) {
-        this.#answer(link, { status: Status.REJECTED, error: "no code" }, ref);
+        this.answer(link, { status: Status.REJECTED, error: "no code" }, ref);
       }
       return;
     }
     const data = parseCommand(message).data;
     if (code === CommandCode.STATUS && ref === undefined) {
       return this.#deliverStatus(link, data);
+    }
+    if (code === CommandCode.ACK) {
+      if (!link.has("ack")) return;
+      const { requests, statuses } = parseAck(data);
+      this.#options.outbox.onAck(link, requests);
+      this.#options.inbox.onStatusAck(link, statuses);
+      return;
     }
     if (code === CommandCode.PING) {
       if (link.has("heartbeat")) link.send(PONG);
@@ -209,7 +205,7 @@ export class PeerFrames implements PeerHandler {
     // A command a user of the peer sent: the peer's policy, then its checks.
     const refuse = (status: number, error: string) => {
       log.warn(`from ${link.name}: command ${shown(code)} refused: ${error}`);
-      if (ref) this.#answer(link, withId({ status, error }, message), ref);
+      if (ref) this.answer(link, withId({ status, error }, message), ref);
     };
     if (!allows(link.policy.commands, code)) {
       return refuse(
@@ -224,6 +220,12 @@ export class PeerFrames implements PeerHandler {
     }
     const checked = checkCommand({ code, data }, remote.mode);
     if ("error" in checked) return refuse(Status.REJECTED, checked.error);
+    if (checked.code === "RESULT") {
+      return refuse(
+        Status.REJECTED,
+        "RESULT is answered by the daemon that holds the request: send it as +cmd",
+      );
+    }
     if (checked.code === "STATUS") {
       // A STATUS a user relayed (it has a top-level ref): Part 2 never lets
       // it settle a request, so it is refused.
@@ -232,7 +234,7 @@ export class PeerFrames implements PeerHandler {
         "a relayed STATUS settles nothing: statuses come only from the daemon that ran the request",
       );
     }
-    if (ref) this.#answer(link, withId({ status: 0 }, message), ref);
+    if (ref) this.answer(link, withId({ status: 0 }, message), ref);
     const ms = pauseMs(data);
     if (typeof ms === "number") remote.pause(ms);
   }
@@ -255,27 +257,36 @@ export class PeerFrames implements PeerHandler {
       log.warn(`from ${link.name}: status dropped: ${status}`);
       return;
     }
-    // A request sent with its ref matches only that ref (pending.ts).
-    const entry = link.pending.take(status);
-    if (!entry) {
+    // A request sent with its ref matches only that ref, and only from the
+    // link it went to (outbox.ts).
+    const taken = this.#options.outbox.take(link, status);
+    if (typeof status.ref === "string" && link.has("ack")) {
+      // Acked even when nobody waits (a status sent again after a restart):
+      // the peer may then stop sending it.
+      this.#options.acks.status(link, status.ref);
+    }
+    if (!taken && typeof status.ref === "string" && link.has("ack")) {
+      // Sent again after a reconnect or restart, recorded already.
+      log.debug(`from ${link.name}: status for ${status.ref} again; acked`);
+    } else if (!taken) {
       log.warn(
         `from ${link.name}: status that no request of this link waits for; dropped`,
       );
-      return;
     }
-    const report = withId(relayedReport(status), entry);
-    report.peer = link.name;
-    entry.owner.settle(report);
   }
 
-  async #runScript(link: PeerLink, message: Message): Promise<void> {
+  async #runScript(
+    link: PeerLink,
+    message: Message,
+    text: string,
+  ): Promise<void> {
     const { runner, stopping } = this.#options;
     const ref = typeof message.fields.ref === "string"
       ? message.fields.ref
       : undefined;
     const refuse = (error: string) => {
       this.#options.log.warn(`from ${link.name}: ${error}`);
-      this.#answer(
+      this.answer(
         link,
         withId({ status: Status.REFUSED, error }, message),
         ref,
@@ -296,11 +307,16 @@ export class PeerFrames implements PeerHandler {
       timeoutMs = requestMs(message, "timeoutMs");
     } catch (error) {
       const reason = (error as ProtocolError).message;
-      this.#answer(
+      this.answer(
         link,
         withId({ status: Status.REJECTED, error: reason }, message),
         ref,
       );
+      return;
+    }
+    if (ref !== undefined && link.has("ack")) {
+      if (stopping()) return; // Not acknowledged: it comes again after.
+      this.#options.inbox.receive(link, message, ref, text);
       return;
     }
     const status = stopping()
@@ -317,7 +333,7 @@ export class PeerFrames implements PeerHandler {
         timeoutMs,
         abandoned: () => !link.isOpen,
       });
-    this.#answer(link, status, ref);
+    this.answer(link, status, ref);
   }
 }
 

@@ -12,7 +12,7 @@ import { nestingDepth, topLevelKeys } from "./shallow_json.ts";
 export const Status = {
   /** The script could not be run: unknown, invalid or non-executable name. */
   CANNOT_RUN: -1,
-  /** No peer to deliver to, or the one picked went away before answering. */
+  /** Not delivered, and never will be: no peer within the deadline. */
   NO_PEER: -2,
   /** Timed out. */
   TIMEOUT: -3,
@@ -21,8 +21,8 @@ export const Status = {
   /** Not allowed. */
   REFUSED: -5,
   /**
-   * Outcome unknown: delivered, but its status can no longer come (the link
-   * to an original dropped, which has no way to say it again).
+   * Outcome unknown: delivered, but its status can no longer come: the
+   * daemon running it died while it ran, or the link to an original dropped.
    */
   OUTCOME_UNKNOWN: -6,
 } as const;
@@ -38,6 +38,8 @@ export const CommandCode = {
   HELLO: "HELLO",
   PING: "PING",
   PONG: "PONG",
+  ACK: "ACK",
+  RESULT: "RESULT",
 } as const;
 
 /**
@@ -48,8 +50,11 @@ export const CommandCode = {
  *   so statuses match their request even when ids are absent or repeated.
  * - `heartbeat`: `&cmd PING` is answered with `&cmd PONG`, which lets a client
  *   notice a dead server (the Deno WebSocket client has no idle timeout).
+ * - `ack`: a request is acknowledged (`&cmd ACK`) once the peer has recorded
+ *   it, and a status once the asker has; what is not acknowledged is sent
+ *   again after a reconnect, and runs at most once (`outbox/`, `inbox/`).
  */
-export const FEATURES = ["request-ref", "heartbeat"] as const;
+export const FEATURES = ["request-ref", "heartbeat", "ack"] as const;
 export type Feature = typeof FEATURES[number];
 
 /** A status as a local connection sees it. Readers ignore unknown fields. */

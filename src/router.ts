@@ -1,8 +1,8 @@
 /**
  * Where each local message goes and where its status returns.
  *
- * A script message goes to the link the `Remote` picks, and is remembered in
- * that link's pending table with the local connection that sent it; the
+ * A script message goes into the daemon's outbox with the local connection
+ * that sent it; the outbox sends it to the link the `Remote` picks, and the
  * peer's STATUS is matched back to it (see `peer_frames.ts`) and written to
  * that connection only. `+cmd` runs here; `&cmd` goes to the peer.
  *
@@ -24,17 +24,18 @@ import {
   Status,
   type StatusReport,
   withId,
-  withRef,
 } from "./protocol.ts";
 import { LOCAL_COMMAND } from "./protocol.ts";
 import { checkScriptName } from "./scripts.ts";
 import type { LocalConnection, LocalHandler } from "./local/connection.ts";
-import { FRAME_SLACK_BYTES, type PeerLink } from "./remote/peer_link.ts";
 import type { Remote } from "./remote/remote.ts";
+import type { Outbox } from "./outbox/outbox.ts";
 import type { Logger } from "./log.ts";
 
 export interface RouterOptions {
   remote: Remote;
+  /** Where requests wait for their status, beyond any one link. */
+  outbox: Outbox;
   log: Logger;
   /** This daemon's frame limit: what a peer that does not say accepts. */
   maxMessageBytes: number;
@@ -43,8 +44,6 @@ export interface RouterOptions {
   /** How long a request waits for its status when it sets no deadlineMs. */
   deadlineMs?: number;
 }
-
-const encoder = new TextEncoder();
 
 export class Router implements LocalHandler {
   readonly #options: RouterOptions;
@@ -130,6 +129,13 @@ export class Router implements LocalHandler {
       connection.reply(command.data);
       return;
     }
+    if (command.code === "RESULT") {
+      connection.reply(withId({
+        status: 0,
+        data: this.#options.outbox.result(command.id),
+      }, message));
+      return;
+    }
     remote.pause(command.ms);
     connection.reply(withId({ status: 0 }, message));
   }
@@ -143,8 +149,17 @@ export class Router implements LocalHandler {
     const { code, data } = parseCommand(message);
     const command = checkCommand({ code, data }, peerMode(remote.mode));
     if ("error" in command) throw new ProtocolError(command.error, message);
-    const link = this.#pick(connection, message);
-    if (!link) return;
+    if (code === CommandCode.RESULT) {
+      throw new ProtocolError(
+        "RESULT is answered by the daemon that holds the request: send it as +cmd",
+        message,
+      );
+    }
+    const link = this.#stopping ? undefined : remote.pick();
+    if (!link) {
+      connection.reply(withId(this.#noPeer(), message));
+      return;
+    }
     if (!link.has("request-ref")) {
       // An original runs it without a word back (Part 1): sent is all we know.
       if (!link.send(text)) {
@@ -163,7 +178,10 @@ export class Router implements LocalHandler {
       );
     }
     // A peer of this project answers the command with a status for its ref.
-    this.#sendTracked(connection, message, text, link);
+    this.#options.outbox.submit(connection, message, text, {
+      command: true,
+      link,
+    });
   }
 
   #sendScript(
@@ -182,75 +200,13 @@ export class Router implements LocalHandler {
       });
     }
     requestMs(message, "timeoutMs"); // a bad one is -4 here, before it travels
-    const deadline = requestMs(message, "deadlineMs") ??
+    const deadlineMs = requestMs(message, "deadlineMs") ??
       this.#options.deadlineMs;
-    const link = this.#pick(connection, message);
-    if (link) this.#sendTracked(connection, message, text, link, deadline);
-  }
-
-  /** The link a request goes to; undefined after answering -2. */
-  #pick(
-    connection: LocalConnection,
-    message: Message,
-  ): PeerLink | undefined {
-    const link = this.#stopping ? undefined : this.#options.remote.pick();
-    if (!link) connection.reply(withId(this.#noPeer(), message));
-    return link;
-  }
-
-  /** Sends a request that the peer answers, and waits for its status. */
-  #sendTracked(
-    connection: LocalConnection,
-    message: Message,
-    text: string,
-    link: PeerLink,
-    deadlineMs?: number,
-  ): void {
-    // To a peer without request-ref the message goes unchanged (Part 1).
-    const withRefs = link.has("request-ref");
-    const entry = link.pending.add(connection, message, withRefs);
-    const frame = withRefs ? withRef(text, entry.ref) : text;
-    const limit = link.hello?.maxMessageBytes ?? this.#options.maxMessageBytes;
-    // A peer takes frames a little over its limit, for the ref we add.
-    const most = limit + FRAME_SLACK_BYTES;
-    // Cheap first: only a frame that might be too long is measured.
-    if (frame.length * 3 > most && encoder.encode(frame).length > most) {
-      link.pending.remove(entry);
-      throw new ProtocolError(
-        `message rejected as it would be longer than ${link.name}'s ${limit}-byte frame limit`,
-        message,
-      );
+    if (this.#stopping) {
+      connection.reply(withId(this.#noPeer(), message));
+      return;
     }
-    connection.owe();
-    if (deadlineMs !== undefined) {
-      // The status may still come (the script may be running): the asker is
-      // told the truth, that none came in time.
-      entry.timer = setTimeout(() => {
-        if (!link.pending.remove(entry)) return;
-        connection.settle(withId({
-          status: Status.TIMEOUT,
-          error:
-            `no status from ${link.name} within deadlineMs (${deadlineMs} ms)`,
-          peer: link.name,
-        }, message));
-      }, deadlineMs);
-    }
-    // A refused send may have closed the link, which answers every pending
-    // request itself; answer here only if this one was not among them.
-    // A send the budget refuses closes the link inside send(), which answers
-    // this entry as never sent.
-    entry.sent = false;
-    const sent = link.send(frame);
-    entry.sent = sent;
-    if (!sent && link.pending.remove(entry)) {
-      connection.settle(withId(
-        {
-          status: Status.NO_PEER,
-          error: `could not send to peer ${link.name}`,
-        },
-        message,
-      ));
-    }
+    this.#options.outbox.submit(connection, message, text, { deadlineMs });
   }
 
   #noPeer(): StatusReport {

@@ -62,6 +62,24 @@ export interface ScriptRequest {
    * ended, and an asker told -2 may already have asked again.
    */
   abandoned?: () => boolean;
+  /**
+   * Awaited once the run has its slot, right before the launch: the journal
+   * records "started" first, so that after a crash it is never run again.
+   */
+  beforeStart?: () => Promise<void>;
+  /** Told the script's pid once it has started. */
+  onStarted?: (pid: number) => void;
+}
+
+/**
+ * Marks a status for a run that never started because the daemon is
+ * shutting down: a journaled request then stays to be run after a restart.
+ */
+export const NOT_STARTED: unique symbol = Symbol("not started");
+
+/** Whether `status` is of a run that shutdown kept from starting. */
+export function notStarted(status: StatusData): boolean {
+  return (status as { [NOT_STARTED]?: boolean })[NOT_STARTED] === true;
 }
 
 export interface ScriptRunnerOptions {
@@ -155,7 +173,10 @@ export class ScriptRunner {
       return data;
     };
     const shuttingDown = () =>
-      status({ status: Status.NO_PEER, error: "daemon is shutting down" });
+      Object.assign(
+        status({ status: Status.NO_PEER, error: "daemon is shutting down" }),
+        { [NOT_STARTED]: true },
+      );
     const cannotRun = (error: string) => {
       this.#log.warn(`script ${shown(request.name)}: ${error}`);
       return status({ status: Status.CANNOT_RUN, error });
@@ -221,6 +242,10 @@ export class ScriptRunner {
           error: "not started: the asker went away while it waited for a slot",
         });
       }
+      if (request.beforeStart) {
+        await request.beforeStart();
+        if (this.#closed) return shuttingDown();
+      }
       return await this.#runInSlot(request, path, arg, status, cannotRun);
     } finally {
       this.#slots.release();
@@ -277,6 +302,7 @@ export class ScriptRunner {
     }
     const { pid, end } = started;
     entry.pid = pid;
+    request.onStarted?.(pid);
     this.#log.debug(`${tag}: started, pid ${pid}`);
     if (this.#killing) signalGroup(pid, "SIGKILL");
     const limit = this.#timeLimit(request);

@@ -108,6 +108,7 @@ export class RemoteClient implements Remote {
     link.name = hello?.name || `peer-${this.#connections}`;
     link.state = "ready";
     logIntroduction(this.#options.log, link, hello);
+    this.#handler?.onReady(link);
   }
 
   reloadTrust(trust: ClientTrust, peerScripts?: string[]): void {

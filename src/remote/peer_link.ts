@@ -1,7 +1,8 @@
 /**
  * One WebSocket connection to a peer, in either mode: where it is in its
  * lifecycle, who the peer is and what it may do, what it announced in HELLO,
- * the requests it still owes a status for, and a bounded send.
+ * and a bounded send. The requests it owes statuses for are the daemon's
+ * (`outbox/`), so that they outlive the link.
  *
  * The lifecycle: `connecting` → `authenticated` (the server accepted the
  * upgrade: its secret or token was checked before it) → `introduced` (its
@@ -19,8 +20,6 @@
  */
 
 import { type Feature, FEATURES, type Hello } from "../protocol.ts";
-import { PendingTable } from "./pending.ts";
-import type { LocalConnection } from "../local/connection.ts";
 import type { Logger } from "../log.ts";
 import { TokenBucket } from "../trust/rate.ts";
 import type { Rate } from "../config.ts";
@@ -64,8 +63,13 @@ export interface LinkSocket {
 export interface PeerHandler {
   onOpen(link: PeerLink): void;
   onFrame(link: PeerLink, text: string): void;
+  /** The link is ready: named, unique, and may take requests. */
+  onReady(link: PeerLink): void;
   onClose(link: PeerLink, reason: string): void;
 }
+
+/** What a link itself reports; readiness is the Remote's to decide. */
+export type LinkEvents = Omit<PeerHandler, "onReady">;
 
 export interface PeerLinkOptions {
   maxMessageBytes: number;
@@ -117,8 +121,6 @@ export class PeerLink {
   readonly since = new Date();
   /** The WebSocket close code, once the socket has closed. */
   closeCode: number | undefined;
-  /** Requests sent to this peer, waiting for its STATUS. */
-  readonly pending = new PendingTable<LocalConnection>();
   /** When the peer was last heard from, for the heartbeat. */
   lastHeard = Date.now();
   readonly #socket: LinkSocket;
@@ -126,7 +128,7 @@ export class PeerLink {
   #closed = false;
   /** Since when the send backlog has been over budget. */
   #overSince: number | undefined;
-  #handler: PeerHandler | undefined;
+  #handler: LinkEvents | undefined;
   #name: string | undefined;
   #aborting = false;
   /** Set while this daemon itself closes the socket. */
@@ -178,7 +180,7 @@ export class PeerLink {
    * and the link goes on: an exception escaping a socket event would end the
    * daemon, and one after Deno's upgrade would hang its listener.
    */
-  attach(handler: PeerHandler): void {
+  attach(handler: LinkEvents): void {
     this.#handler = handler;
     const socket = this.#socket;
     const guard = (what: string, fn: () => void) => {

@@ -306,6 +306,7 @@ export class RemoteServer implements Remote {
     }
     link.state = "ready";
     logIntroduction(log, link, hello);
+    this.#handler?.onReady(link);
   }
 
   /**

@@ -17,8 +17,8 @@ const HELLO_FROM_SERVER = /peer server .* says hello/;
 
 /**
  * Sends a PAUSE through `pause` (already connected to the daemon that takes
- * the command), then checks the whole outage: the link drops, requests from
- * both sides get -2 while it is down, the client stays away for at least
+ * the command), then checks the whole outage: the link drops, the server
+ * answers -2 while it is down and the client queues, the client stays away for at least
  * `ms`, comes back with a new hello, and requests work again.
  */
 async function checkPause(
@@ -47,17 +47,14 @@ async function checkPause(
   await server.waitForLog(/peer client\b.*disconnected/, 10_000, serverMark);
   await client.waitForLog(/peer server\b.*disconnected/, 10_000, clientMark);
 
-  // While the link is down, neither side has a peer to deliver to.
+  // While the link is down the server has no peer to deliver to (its
+  // offline policy is "reject"); the client's request waits for its server
+  // (a client's is "queue") and goes out once the link is back.
   await using fromServer = await LocalClient.connect(server.socket);
   await using fromClient = await LocalClient.connect(client.socket);
-  const down = [
-    await fromServer.request({ name: "noop", id: "during-s" }),
-    await fromClient.request({ name: "noop", id: "during-c" }),
-  ];
-  assertEquals(down.map((a) => [a.status, a.id]), [[-2, "during-s"], [
-    -2,
-    "during-c",
-  ]], "requests during the pause");
+  const down = await fromServer.request({ name: "noop", id: "during-s" });
+  assertEquals([down.status, down.id], [-2, "during-s"], "server, paused");
+  await fromClient.send({ name: "noop", id: "during-c" });
 
   const hello = await server.waitForLog(
     HELLO_FROM_CLIENT,
@@ -70,6 +67,13 @@ async function checkPause(
   assert(
     awayMs >= ms - SLACK_MS,
     `client came back ${awayMs} ms after dropping, before the ${ms} ms pause was over`,
+  );
+
+  const queued = await fromClient.next(ms + 10_000);
+  assertEquals(
+    [queued.status, queued.id],
+    [0, "during-c"],
+    "the client's request queued during the pause, delivered after it",
   );
 
   const after = [

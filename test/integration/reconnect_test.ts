@@ -42,8 +42,8 @@ Deno.test("the client reconnects after the server restarts, logging the outage o
     15_000,
     "3 failed connection attempts in the client's debug log",
   );
-  const down = await local.request({ name: "noop", id: "down" });
-  assertEquals([down.status, down.id], [-2, "down"], "request while down");
+  // A request while down waits for the server (offline "queue").
+  await local.send({ name: "exit-with", id: "down", params: 5 });
   const warnings = client.lines.slice(mark).filter((line) =>
     / (WARN|ERROR) /.test(line) && line.includes(url)
   );
@@ -69,6 +69,12 @@ Deno.test("the client reconnects after the server restarts, logging the outage o
     "disconnected lines in the client's log",
   );
 
+  const queued = await local.next();
+  assertEquals(
+    [queued.status, queued.id],
+    [5, "down"],
+    "the request sent while down, delivered once the server is back",
+  );
   const after = await local.request({ name: "exit-with", id: "b", params: 2 });
   assertEquals([after.status, after.id], [2, "b"], "client to new server");
   await using onServer = await LocalClient.connect(second.socket);

@@ -91,9 +91,18 @@ for (const { signal, stops, closeSeen } of cases) {
       await other.waitForLog(new RegExp(`peer ${stops}\\b.*disconnected`)),
       closeSeen,
     );
-    // The peer runs on, with nobody to send to now.
-    const after = await asker.request({ name: "sleep-exit", id: "after" });
+    // The peer runs on, with nobody to send to now: a server answers -2 at
+    // once; a client (offline "queue") waits for its server, up to the
+    // request's deadline, then answers -2, as it was never sent.
+    const after = await asker.request({
+      name: "sleep-exit",
+      id: "after",
+      deadlineMs: 300,
+    });
     assertEquals([after.status, after.id], [-2, "after"]);
+    if (stops === "server") {
+      assertMatch(String(after.error), /within deadlineMs/);
+    }
   });
 }
 

@@ -102,15 +102,15 @@ Deno.test("a daemon without a peer answers locally", async (t) => {
   });
 
   await t.step(
-    "-2 at once in client mode while its server is down",
+    "-2 in client mode while its server is down: at the deadline for a request (it waits for its server), at once for a command",
     async () => {
       await using local = await LocalClient.connect(client.socket);
-      assertFailure(
-        await local.request({ name: "noop", id: "n3" }, 5_000),
-        -2,
-        { id: "n3" },
-        "script",
+      const answer = await local.request(
+        { name: "noop", id: "n3", deadlineMs: 200 },
+        5_000,
       );
+      assertFailure(answer, -2, { id: "n3" }, "script");
+      assertMatch(String(answer.error), /no peer within deadlineMs/);
       assertFailure(
         await local.request({
           name: "&cmd",
@@ -355,11 +355,16 @@ Deno.test("a connected pair turns every failure into a status and runs on", asyn
 
   // Last: it takes the client down.
   await t.step(
-    "-2 with an error when the peer dies while a script runs",
+    "-3 at the deadline when the peer dies while a script runs: it was delivered, so never -2",
     async () => {
       await using local = await LocalClient.connect(server.socket);
       const mark = client.lines.length;
-      await local.send({ name: "sleep-exit", id: "dying", params: [30, 0] });
+      await local.send({
+        name: "sleep-exit",
+        id: "dying",
+        params: [30, 0],
+        deadlineMs: 1_500,
+      });
       const started = await client.waitForLog(
         /script sleep-exit id="dying": started, pid (\d+)/,
         10_000,
@@ -369,8 +374,8 @@ Deno.test("a connected pair turns every failure into a status and runs on", asyn
       try {
         await client.kill();
         const answer = await local.next();
-        assertFailure(answer, -2, { id: "dying" }, "peer gone");
-        assertMatch(answer.error as string, /disconnect/);
+        assertFailure(answer, -3, { id: "dying" }, "peer gone");
+        assertMatch(answer.error as string, /within deadlineMs/);
       } finally {
         try {
           // The script has its own process group; the dead daemon left it.

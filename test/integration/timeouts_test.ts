@@ -139,7 +139,7 @@ Deno.test("a second SIGTERM kills every script's group before the daemon exits",
   await until(() => !alive(child), 5_000, "the script's child to be gone");
 });
 
-Deno.test("deadlineMs: no status in time is -3 to the asker, once; the late status is dropped", async () => {
+Deno.test("deadlineMs: no status in time is -3 to the asker, once; the late status is kept for RESULT", async () => {
   await using pair = await startPair({
     server: { deadlineMs: 5_000 },
     scripts: ["wait-release", "exit-with"],
@@ -157,10 +157,37 @@ Deno.test("deadlineMs: no status in time is -3 to the asker, once; the late stat
   assertMatch(String(late.error), /within deadlineMs \(300 ms\)/);
   assert(tookMs >= 300 && tookMs < 5_000, `answered after ${tookMs} ms`);
 
-  // The script ends after all: its status finds nobody, and no second answer.
+  // Meanwhile RESULT says it is pending.
+  const result = (id: string) =>
+    local.request({
+      name: "+cmd",
+      id: `result-${id}`,
+      params: { code: "RESULT", data: { id } },
+    });
+  assertEquals((await result("late")).data, { state: "pending" });
+
+  // The script ends after all: its status is kept for RESULT, and the asker
+  // gets no second answer.
   await Deno.mkdir(pair.clientPrefix.file("release"), { recursive: true });
   await Deno.writeTextFile(pair.clientPrefix.file("release", "all"), "");
-  await pair.server.waitForLog(/status that no request of this link waits for/);
+  await until(
+    async () =>
+      ((await result("late")).data as { state: string }).state === "done",
+    10_000,
+    "RESULT of the late request to be done",
+  );
+  const done = (await result("late")) as {
+    id: unknown;
+    status: number;
+    data: { result: { status: number; id: unknown; peer: string } };
+  };
+  assertEquals(done.id, "result-late");
+  assertEquals(done.status, 0);
+  assertEquals(
+    [done.data.result.status, done.data.result.id, done.data.result.peer],
+    [0, "late", "client"],
+  );
+  assertEquals((await result("never-sent")).data, { state: "unknown" });
   await local.send({
     name: "+cmd",
     id: "end",

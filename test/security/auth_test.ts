@@ -51,9 +51,12 @@ Deno.test("a client with no secret or a wrong one is refused (401) and retries; 
       `${label}: refused with 401, retried, nothing delivered`,
       async () => {
         const from = server.daemon.lines.length;
-        await using client = await runClient(server.port, fields, {
-          args: DEBUG,
-        });
+        // "reject": a request while refused is -2 at once, not queued.
+        await using client = await runClient(
+          server.port,
+          { ...fields, offline: "reject" },
+          { args: DEBUG },
+        );
         daemons.push(client.daemon);
         await server.daemon.waitForLog(
           new RegExp(
@@ -286,7 +289,7 @@ Deno.test("a client's peerScripts refuses the server's other requests with -5", 
   assertNoSecretInLogs([server.daemon, client.daemon], [secret]);
 });
 
-Deno.test("a second connection with a token in use replaces the first: it is closed (4009), its requests answer -2, new ones go to the second", async () => {
+Deno.test("a second connection with a token in use replaces the first: it is closed (4009), its requests are never answered -2, new ones go to the second", async () => {
   const token = newSecret("dup");
   await using server = await runServer({ peers: { dup: { token } } }, {
     args: DEBUG,
@@ -302,7 +305,12 @@ Deno.test("a second connection with a token in use replaces the first: it is clo
   await server.daemon.waitForLog(/peer dup \(client#1 .*\) says hello/);
 
   await using asker = await LocalClient.connect(server.socket);
-  await asker.send({ name: "sleep-exit", id: "held", params: [8, 0] });
+  await asker.send({
+    name: "sleep-exit",
+    id: "held",
+    params: [8, 0],
+    deadlineMs: 2_000,
+  });
   await first.daemon.waitForLog(/script sleep-exit id="held": started/);
   const replacedAt = Date.now();
 
@@ -316,12 +324,14 @@ Deno.test("a second connection with a token in use replaces the first: it is clo
   await first.daemon.waitForLog(
     /disconnected from \S+: closed with code 4009 \(replaced by a new connection\)/,
   );
+  // It was delivered to (and is running on) the first: never -2. Its status
+  // can come only from there, so the asker hears at its deadline.
   const held = await asker.next(5_000);
-  assertEquals([held.status, held.id], [-2, "held"], JSON.stringify(held));
-  assertMatch(String(held.error), /\bdup\b/);
+  assertEquals([held.status, held.id], [-3, "held"], JSON.stringify(held));
+  assertMatch(String(held.error), /\bdup\b.*deadlineMs/);
   assert(
     Date.now() - replacedAt < 6_000,
-    "the -2 came only when the script would have ended",
+    "the -3 came only when the script would have ended",
   );
   await server.daemon.waitForLog(/peer dup \(client#2 .*\) says hello/);
 

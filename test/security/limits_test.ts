@@ -459,7 +459,10 @@ Deno.test("handshakeTimeoutMs on a client: a server that never answers the upgra
   })();
   try {
     await using prefix = await Prefix.create(
-      clientConfig(listener.addr.port, { handshakeTimeoutMs: 300 }),
+      clientConfig(listener.addr.port, {
+        handshakeTimeoutMs: 300,
+        offline: "reject",
+      }),
       { scripts: SCRIPTS },
     );
     await using client = await DaemonProcess.start(prefix);

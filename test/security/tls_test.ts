@@ -118,6 +118,7 @@ Deno.test("a pinned wss:// server: the right pin round-trips; another pin is ref
         proxy,
         secret,
         pin: other.fingerprint,
+        offline: "reject",
       }, { args: DEBUG });
       daemons.push(client.daemon);
       await refusedTwice(

@@ -61,7 +61,7 @@ Deno.test("unknown codes are errors naming the code, HELLO included", () => {
         checked.error,
         `unknown command code ${
           JSON.stringify(code)
-        }: expected "PAUSE" or "STATUS"`,
+        }: expected "PAUSE", "STATUS" or "RESULT"`,
       );
     }
   }

@@ -1,0 +1,139 @@
+/**
+ * The inbox's rows in the journal: each request received from a peer of
+ * this project, keyed by (asking peer, request key), with its run state, and
+ * the statuses still owed to the refs that asked for it.
+ *
+ * `runs.state`: `received` (recorded, not started), `started` (its script
+ * was started: after a crash it is never started again), `done` (its status
+ * is in `status`). `owed`: one row per ref waiting for the run's status,
+ * deleted when the asker acknowledges the status.
+ *
+ * @module
+ */
+
+import type { Journal } from "../journal/journal.ts";
+import type { StatusData } from "../protocol.ts";
+
+export interface RunRow {
+  peer: string;
+  key: string;
+  /** The ref of the request that first asked for this run. */
+  ref: string;
+  frame: string;
+  state: "received" | "started" | "done";
+  pid: number | null;
+  started_at: number | null;
+  status: string | null;
+}
+
+export class RunRows {
+  readonly journal: Journal;
+
+  constructor(journal: Journal) {
+    this.journal = journal;
+  }
+
+  get(peer: string, key: string): RunRow | undefined {
+    return this.journal.all<RunRow>(
+      "SELECT * FROM runs WHERE peer = ? AND key = ?",
+      [peer, key],
+    )[0];
+  }
+
+  insert(peer: string, key: string, ref: string, frame: string): void {
+    this.journal.write(
+      "INSERT INTO runs (peer, key, ref, frame, state) VALUES (?, ?, ?, ?, 'received')",
+      [peer, key, ref, frame],
+      1,
+    );
+  }
+
+  /** Marks that `ref` waits for the run's status (once per ref). */
+  owe(peer: string, ref: string, key: string): void {
+    this.journal.write(
+      "INSERT OR IGNORE INTO owed (peer, ref, key) VALUES (?, ?, ?)",
+      [peer, ref, key],
+      1,
+    );
+  }
+
+  started(peer: string, key: string): void {
+    this.journal.write(
+      "UPDATE runs SET state = 'started', started_at = ? WHERE peer = ? AND key = ?",
+      [Date.now(), peer, key],
+    );
+  }
+
+  pid(peer: string, key: string, pid: number): void {
+    this.journal.write(
+      "UPDATE runs SET pid = ? WHERE peer = ? AND key = ?",
+      [pid, peer, key],
+    );
+  }
+
+  finish(peer: string, key: string, status: StatusData): void {
+    this.journal.write(
+      "UPDATE runs SET state = 'done', status = ?, done_at = ? WHERE peer = ? AND key = ?",
+      [JSON.stringify(status), Date.now(), peer, key],
+    );
+  }
+
+  /** The refs waiting for the run `key` of `peer`. */
+  owedRefs(peer: string, key: string): string[] {
+    return this.journal.all<{ ref: string }>(
+      "SELECT ref FROM owed WHERE peer = ? AND key = ?",
+      [peer, key],
+    ).map((row) => row.ref);
+  }
+
+  /** Statuses of finished runs owed to `peer`, to send when it comes back. */
+  owedTo(peer: string): { ref: string; run: RunRow }[] {
+    return this.journal.all<RunRow & { owed_ref: string }>(
+      `SELECT owed.ref AS owed_ref, runs.* FROM owed
+       JOIN runs ON runs.peer = owed.peer AND runs.key = owed.key
+       WHERE owed.peer = ? AND runs.state = 'done'`,
+      [peer],
+    ).map((row) => ({ ref: row.owed_ref, run: row }));
+  }
+
+  /** The asker has recorded the status for `ref`: nothing more is owed. */
+  paid(peer: string, ref: string): void {
+    this.journal.write(
+      "DELETE FROM owed WHERE peer = ? AND ref = ?",
+      [peer, ref],
+      -1,
+    );
+  }
+
+  /** Runs not done, for replay on start. */
+  unfinished(): RunRow[] {
+    return this.journal.all<RunRow>(
+      "SELECT * FROM runs WHERE state != 'done' ORDER BY rowid",
+    );
+  }
+
+  drop(peer: string, key: string): void {
+    this.journal.write(
+      "DELETE FROM runs WHERE peer = ? AND key = ?",
+      [peer, key],
+      -1,
+    );
+  }
+
+  /**
+   * Forgets finished runs older than `retentionMs` (a redelivery comes
+   * within a deadline, long before), and what was owed for them.
+   */
+  compact(retentionMs: number): number {
+    const before = Date.now() - retentionMs;
+    return this.journal.compact([
+      [
+        `DELETE FROM owed WHERE EXISTS (SELECT 1 FROM runs
+           WHERE runs.peer = owed.peer AND runs.key = owed.key
+           AND runs.state = 'done' AND runs.done_at < ?)`,
+        [before],
+      ],
+      ["DELETE FROM runs WHERE state = 'done' AND done_at < ?", [before]],
+    ]);
+  }
+}

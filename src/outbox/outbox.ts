@@ -1,0 +1,483 @@
+/**
+ * The outbox: every request this daemon has accepted from a local process
+ * and not yet seen the end of, owned by the daemon rather than by a link, so
+ * that a link that drops loses nothing.
+ *
+ * A request goes `queued` (no peer yet) → `sent` (to a named peer, not yet
+ * acknowledged) → `acked` (the peer recorded it) → done, its status known.
+ * To a peer with the `ack` feature, the journal records where a request goes
+ * before it goes; a request the link dropped is sent again when its peer
+ * comes back, and the peer runs it at most once. To a peer without it (an
+ * original) a request is `blind`: sent, and if the link drops before its
+ * status, its outcome is unknown (-6), never "not delivered".
+ *
+ * Every status an asker gets is true: -2 only for a request that never left
+ * and never will (no peer within its deadline or queueTtlMs, or the offline
+ * policy refuses to wait), -3 when the deadline passed first (a late status is
+ * still recorded, for `RESULT`).
+ *
+ * @module
+ */
+
+import {
+  type Message,
+  parseMessage,
+  relayedReport,
+  Status,
+  type StatusData,
+  type StatusReport,
+  withId,
+  withRef,
+} from "../protocol.ts";
+import { FRAME_SLACK_BYTES, type PeerLink } from "../remote/peer_link.ts";
+import type { Remote } from "../remote/remote.ts";
+import type { Logger } from "../log.ts";
+import { newRef } from "./ref.ts";
+import { idColumn, type OutboxRows, type RowState } from "./outbox_rows.ts";
+
+/** Whoever waits for a request's status: a local connection. */
+export interface Owner {
+  owe(): void;
+  settle(report: StatusReport): void;
+}
+
+export type OfflinePolicy = "queue" | "reject";
+
+export interface OutboxOptions {
+  remote: Remote;
+  rows: OutboxRows;
+  log: Logger;
+  /** This daemon's frame limit: what a peer that does not say accepts. */
+  maxMessageBytes: number;
+  offline: OfflinePolicy;
+  /** How long a request may wait for a peer, when its deadline is longer. */
+  queueTtlMs: number;
+}
+
+type EntryState = RowState | "committing" | "sending";
+
+interface Entry {
+  readonly ref: string;
+  readonly id?: unknown;
+  readonly hasId: boolean;
+  /** The request's text as the local process wrote it. */
+  readonly text: string;
+  /** Commands are never sent again: only scripts are de-duplicated. */
+  readonly command: boolean;
+  owner: Owner | undefined;
+  state: EntryState;
+  /** The peer it went to, by name: a redelivery goes to the same one. */
+  peer?: string;
+  /** The link it went out on, while that link is open. */
+  link?: PeerLink;
+  /** Whether it went out with its ref, so only the ref matches a status. */
+  withRef: boolean;
+  readonly acceptedAt: number;
+  deadlineAt?: number;
+  deadlineMs?: number;
+  expiresAt?: number;
+  journaled?: boolean;
+  timer?: ReturnType<typeof setTimeout>;
+}
+
+/** What `RESULT` tells of a request. */
+export type ResultState =
+  | { state: "done"; result: StatusReport }
+  | { state: "pending" }
+  | { state: "unknown" };
+
+const encoder = new TextEncoder();
+
+function idKey(hasId: boolean, id: unknown): string {
+  if (!hasId) return "-";
+  return typeof id === "string" || typeof id === "number"
+    ? `${typeof id}=${id}`
+    : "?";
+}
+
+export class Outbox {
+  readonly #options: OutboxOptions;
+  readonly #entries = new Map<string, Entry>();
+  /** Requests sent without a ref (to an original), by link and id. */
+  readonly #blind = new Map<PeerLink, Map<string, Entry[]>>();
+
+  constructor(options: OutboxOptions) {
+    this.#options = options;
+  }
+
+  /** New policy and limits (SIGHUP), for requests from now on. */
+  configure(limits: Pick<OutboxOptions, "offline" | "queueTtlMs">): void {
+    this.#options.offline = limits.offline;
+    this.#options.queueTtlMs = limits.queueTtlMs;
+  }
+
+  /** Requests whose asker still waits on a local connection. */
+  get owned(): number {
+    let count = 0;
+    for (const entry of this.#entries.values()) if (entry.owner) count++;
+    return count;
+  }
+
+  /** Requests not yet done. */
+  get size(): number {
+    return this.#entries.size;
+  }
+
+  /**
+   * Accepts a request: answers at once when it cannot go anywhere, else
+   * sends it now or when a peer comes.
+   */
+  submit(
+    owner: Owner,
+    message: Message,
+    text: string,
+    options: { deadlineMs?: number; command?: boolean; link?: PeerLink },
+  ): void {
+    const { remote, offline, queueTtlMs, rows } = this.#options;
+    const now = Date.now();
+    const entry: Entry = {
+      ref: newRef(),
+      id: message.id,
+      hasId: message.hasId,
+      text,
+      command: options.command ?? false,
+      owner,
+      state: "queued",
+      withRef: false,
+      acceptedAt: now,
+      deadlineMs: options.deadlineMs,
+      deadlineAt: options.deadlineMs === undefined
+        ? undefined
+        : now + options.deadlineMs,
+    };
+    owner.owe();
+    if (!rows.journal.hasRoom()) {
+      return this.#finish(entry, {
+        status: Status.REFUSED,
+        error:
+          "busy: the journal is full (journalMaxRows or journalMaxBytes); try again later",
+      });
+    }
+    const link = options.link ?? remote.pick();
+    if (!link && (offline === "reject" || entry.command)) {
+      return this.#finish(entry, {
+        status: Status.NO_PEER,
+        error: remote.whyNone(),
+      });
+    }
+    this.#entries.set(entry.ref, entry);
+    if (!link) {
+      entry.expiresAt = now + queueTtlMs;
+      this.#record(entry, "queued", null);
+      this.#arm(entry);
+      this.#options.log.debug(
+        `request ${entry.ref} queued: ${remote.whyNone()}`,
+      );
+      return;
+    }
+    this.#arm(entry);
+    this.#dispatch(entry, link);
+  }
+
+  /**
+   * Takes up what the journal holds from before a restart: requests to send
+   * or to wait for, owned by nobody now (their results go to `RESULT`).
+   * Blind ones may have run and cannot be asked about again: -6.
+   */
+  replay(): void {
+    const { rows, log } = this.#options;
+    let waiting = 0;
+    let unknown = 0;
+    let skipped = 0;
+    for (const row of rows.unfinished()) {
+      let message: Message;
+      try {
+        message = parseMessage(row.frame);
+      } catch {
+        rows.drop(row.ref);
+        skipped++;
+        continue;
+      }
+      const entry: Entry = {
+        ref: row.ref,
+        id: message.id,
+        hasId: message.hasId,
+        text: row.frame,
+        command: false,
+        owner: undefined,
+        state: row.state,
+        peer: row.peer ?? undefined,
+        withRef: true,
+        acceptedAt: row.accepted_at,
+        journaled: true,
+        deadlineAt: row.deadline_at ?? undefined,
+        deadlineMs: row.deadline_at === null
+          ? undefined
+          : row.deadline_at - row.accepted_at,
+        expiresAt: row.expires_at ?? undefined,
+      };
+      if (row.state === "blind") {
+        unknown++;
+        this.#finish(entry, {
+          status: Status.OUTCOME_UNKNOWN,
+          error:
+            `this daemon restarted before ${row.peer}'s status came back; the request was sent, so it may have run`,
+          peer: row.peer ?? undefined,
+        });
+        continue;
+      }
+      if (!["queued", "sent", "acked"].includes(row.state)) {
+        rows.drop(row.ref);
+        skipped++;
+        continue;
+      }
+      if (entry.state === "sent" && entry.peer === undefined) {
+        entry.state = "queued";
+      }
+      waiting++;
+      this.#entries.set(entry.ref, entry);
+      this.#arm(entry);
+    }
+    if (waiting + unknown + skipped > 0) {
+      log.info(
+        `journal: ${waiting} request(s) from before the restart to deliver or wait for, ${unknown} answered -6 (outcome unknown)${
+          skipped ? `, ${skipped} unreadable row(s) skipped` : ""
+        }`,
+      );
+    }
+  }
+
+  /** What `RESULT` says of the newest request with this id. */
+  result(id: unknown): ResultState {
+    const key = idColumn(true, id);
+    const row = key === null ? undefined : this.#options.rows.byId(key);
+    if (!row) return { state: "unknown" };
+    if (row.state !== "done" || row.status === null) {
+      return { state: "pending" };
+    }
+    try {
+      return { state: "done", result: JSON.parse(row.status) };
+    } catch {
+      return { state: "unknown" };
+    }
+  }
+
+  /** Sends a queued request to `link`, or to the next ready one. */
+  #dispatch(entry: Entry, link = this.#options.remote.pick()): void {
+    if (!link) {
+      if (this.#options.offline === "reject" || entry.command) {
+        return this.#finish(entry, {
+          status: Status.NO_PEER,
+          error: this.#options.remote.whyNone(),
+        });
+      }
+      entry.state = "queued";
+      entry.expiresAt ??= Date.now() + this.#options.queueTtlMs;
+      this.#record(entry, "queued", null);
+      this.#arm(entry);
+      return;
+    }
+    if (link.has("ack") && !entry.command) {
+      // Where it goes is on disk before it goes: after a crash, a redelivery
+      // goes to the same peer, which runs it at most once.
+      entry.state = "committing";
+      entry.link = link;
+      entry.peer = link.name;
+      this.#record(entry, "sent", link.name);
+      this.#options.rows.journal.committed().then(() => {
+        if (entry.state !== "committing") return;
+        if (entry.link?.isReady) this.#transmit(entry, entry.link);
+        else this.#dispatch(entry);
+      });
+      return;
+    }
+    this.#transmit(entry, link);
+  }
+
+  /** Hands the frame to the link's socket. */
+  #transmit(entry: Entry, link: PeerLink): void {
+    const withRefs = link.has("request-ref");
+    const frame = withRefs ? withRef(entry.text, entry.ref) : entry.text;
+    const limit = link.hello?.maxMessageBytes ?? this.#options.maxMessageBytes;
+    const most = limit + FRAME_SLACK_BYTES;
+    if (frame.length * 3 > most && encoder.encode(frame).length > most) {
+      return this.#finish(entry, {
+        status: Status.REJECTED,
+        error:
+          `message rejected as it would be longer than ${link.name}'s ${limit}-byte frame limit`,
+      });
+    }
+    const acked = link.has("ack") && !entry.command;
+    entry.link = link;
+    entry.peer = link.name;
+    entry.withRef = withRefs;
+    if (!acked) this.#record(entry, "blind", link.name);
+    // A send the budget refuses closes the link inside send(); "sending"
+    // tells onClosed that this one never left, so it goes to the next peer.
+    entry.state = "sending";
+    if (!withRefs) this.#blindQueue(link, entry, true);
+    if (link.send(frame)) {
+      entry.state = acked ? "sent" : "blind";
+      return;
+    }
+    if (!withRefs) this.#blindQueue(link, entry, false);
+    entry.link = undefined;
+    if (acked) {
+      entry.state = "sent"; // Pinned: its peer gets it when it comes back.
+      return;
+    }
+    this.#dispatch(entry);
+  }
+
+  #blindQueue(link: PeerLink, entry: Entry, add: boolean): void {
+    let byId = this.#blind.get(link);
+    if (!byId) {
+      if (!add) return;
+      byId = new Map();
+      this.#blind.set(link, byId);
+    }
+    const key = idKey(entry.hasId, entry.id);
+    const queue = byId.get(key) ?? [];
+    if (add) {
+      queue.push(entry);
+      byId.set(key, queue);
+      return;
+    }
+    const index = queue.indexOf(entry);
+    if (index !== -1) queue.splice(index, 1);
+    if (queue.length === 0) byId.delete(key);
+  }
+
+  /** A ready link: requests owed to its peer go again, then queued ones. */
+  onReady(link: PeerLink): void {
+    if (link.has("ack")) {
+      for (const entry of this.#entries.values()) {
+        if (entry.state === "sent" && entry.peer === link.name) {
+          this.#transmit(entry, link);
+        }
+      }
+    }
+    for (const entry of [...this.#entries.values()]) {
+      if (entry.state === "queued") this.#dispatch(entry);
+    }
+  }
+
+  /**
+   * A closed link: requests sent to a peer with acknowledgements wait for it;
+   * one sent blind may have run, so its outcome is unknown.
+   */
+  onClosed(link: PeerLink, reason: string): number {
+    this.#blind.delete(link);
+    let unknown = 0;
+    for (const entry of [...this.#entries.values()]) {
+      if (entry.link !== link) continue;
+      entry.link = undefined;
+      if (entry.state !== "blind") continue;
+      unknown++;
+      this.#finish(entry, {
+        status: Status.OUTCOME_UNKNOWN,
+        error:
+          `peer ${link.name} disconnected before answering: ${reason}; the request was sent, so it may have run`,
+        peer: link.name,
+      });
+    }
+    return unknown;
+  }
+
+  /** The peer recorded these requests: they are not sent again. */
+  onAck(link: PeerLink, refs: string[]): void {
+    for (const ref of refs) {
+      const entry = this.#entries.get(ref);
+      if (entry?.state !== "sent" || entry.peer !== link.name) continue;
+      entry.state = "acked";
+      this.#record(entry, "acked", link.name);
+    }
+  }
+
+  /**
+   * The request a peer's status answers, by its ref, or for a request sent
+   * without one, by its id, oldest first; it must have gone to that peer.
+   */
+  take(link: PeerLink, data: StatusData): boolean {
+    let entry: Entry | undefined;
+    if (typeof data.ref === "string") {
+      entry = this.#entries.get(data.ref);
+      if (entry && (!entry.withRef || entry.peer !== link.name)) {
+        entry = undefined;
+      }
+    } else {
+      entry = this.#blind.get(link)?.get(
+        idKey(Object.hasOwn(data, "id"), data.id),
+      )
+        ?.[0];
+    }
+    if (!entry || entry.state === "queued" || entry.state === "committing") {
+      return false;
+    }
+    // Key order as Part 1 has it: status, id, then what this daemon adds.
+    const report = withId(relayedReport(data), entry);
+    report.peer = link.name;
+    this.#finish(entry, report);
+    return true;
+  }
+
+  /** The single exit: records the status and tells the asker, if it waits. */
+  #finish(entry: Entry, report: StatusReport): void {
+    clearTimeout(entry.timer);
+    this.#entries.delete(entry.ref);
+    if (entry.link && !entry.withRef) {
+      this.#blindQueue(entry.link, entry, false);
+    }
+    const shown = withId(report, entry);
+    if (entry.state !== "done") this.#options.rows.finish(entry, shown);
+    entry.state = "done";
+    const owner = entry.owner;
+    entry.owner = undefined;
+    owner?.settle(shown);
+  }
+
+  /** Keeps the journal row in step with `state`. */
+  #record(entry: Entry, state: RowState, peer: string | null): void {
+    this.#options.rows.put(entry, state, peer);
+  }
+
+  /** The deadline, or for a request still queued, its queueTtlMs. */
+  #arm(entry: Entry): void {
+    clearTimeout(entry.timer);
+    const waiting = entry.state === "queued" || entry.state === "committing";
+    const at = Math.min(
+      entry.deadlineAt ?? Infinity,
+      waiting ? entry.expiresAt ?? Infinity : Infinity,
+    );
+    if (at === Infinity) return;
+    entry.timer = setTimeout(
+      () => this.#expire(entry),
+      Math.max(0, at - Date.now()),
+    );
+  }
+
+  #expire(entry: Entry): void {
+    if (entry.state === "done") return;
+    const waiting = entry.state === "queued" || entry.state === "committing";
+    if (waiting) {
+      const byDeadline = entry.deadlineAt !== undefined &&
+        entry.deadlineAt <= (entry.expiresAt ?? Infinity);
+      return this.#finish(entry, {
+        status: Status.NO_PEER,
+        error: byDeadline
+          ? `not delivered: no peer within deadlineMs (${entry.deadlineMs} ms)`
+          : `not delivered: no peer within queueTtlMs (${this.#options.queueTtlMs} ms)`,
+      });
+    }
+    // It may be running: the asker is told the truth, that no status came in
+    // time; the status, when it comes, is kept for RESULT.
+    const owner = entry.owner;
+    entry.owner = undefined;
+    owner?.settle(withId({
+      status: Status.TIMEOUT,
+      error:
+        `no status from ${entry.peer} within deadlineMs (${entry.deadlineMs} ms)`,
+      peer: entry.peer,
+    }, entry));
+  }
+}
