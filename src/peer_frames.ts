@@ -70,12 +70,25 @@ const PROTOCOL_CODES = new Set<string>([
 
 export class PeerFrames implements PeerHandler {
   readonly #options: PeerFramesOptions;
+  readonly #helloSent = new WeakSet<PeerLink>();
 
   constructor(options: PeerFramesOptions) {
     this.#options = options;
   }
 
   onOpen(link: PeerLink): void {
+    this.#hello(link);
+    this.#options.log.debug(`${link.label}: connection open, HELLO sent`);
+  }
+
+  /**
+   * Sends HELLO once per link. The peer's HELLO can be read before this
+   * side's open event has run (npm:ws on the server), and what a ready link
+   * sends (redeliveries, owed statuses) must follow this side's HELLO.
+   */
+  #hello(link: PeerLink): void {
+    if (this.#helloSent.has(link)) return;
+    this.#helloSent.add(link);
     const { name, version, maxMessageBytes } = this.#options;
     link.send(encodeCommand(REMOTE_COMMAND, CommandCode.HELLO, {
       version,
@@ -83,11 +96,11 @@ export class PeerFrames implements PeerHandler {
       features: FEATURES,
       maxMessageBytes,
     }));
-    this.#options.log.debug(`${link.label}: connection open, HELLO sent`);
   }
 
   onReady(link: PeerLink): void {
     const { outbox, inbox } = this.#options;
+    this.#hello(link);
     inbox.onReady(link);
     outbox.onReady(link);
   }
