@@ -56,6 +56,7 @@ export class Daemon {
   readonly #outbox: Outbox;
   readonly #inbox: Inbox;
   #compactTimer: ReturnType<typeof setInterval> | undefined;
+  #compactedAt = 0;
 
   constructor(options: DaemonOptions) {
     this.#options = options;
@@ -128,6 +129,20 @@ export class Daemon {
       maxMessageBytes: config.maxMessageBytes,
       offline: offlinePolicy(config),
       queueTtlMs: config.queueTtlMs,
+      onFull: () => {
+        // Compaction runs at most once a second; then the oldest results
+        // make room, if there are any.
+        if (Date.now() - this.#compactedAt >= 1_000) this.#compact();
+        if (this.#journal.hasRoom()) return;
+        const evicted = this.#outboxRows.evict(
+          Math.max(1, Math.ceil(config.journalMaxRows / 100)),
+        );
+        if (evicted > 0) {
+          log.info(
+            `journal full: the ${evicted} oldest result(s) dropped to make room`,
+          );
+        }
+      },
     });
     this.#inbox = new Inbox({
       rows: this.#runRows,
@@ -223,6 +238,7 @@ export class Daemon {
 
   /** Drops results past resultRetentionMs and runs no redelivery needs. */
   #compact(): void {
+    this.#compactedAt = Date.now();
     const { resultRetentionMs, maxResults } = this.#options.config;
     const removed = this.#outboxRows.compact(resultRetentionMs, maxResults) +
       this.#runRows.compact(resultRetentionMs);

@@ -96,11 +96,29 @@ export class RunRows {
     ).map((row) => ({ ref: row.owed_ref, run: row }));
   }
 
-  /** The asker has recorded the status for `ref`: nothing more is owed. */
+  /**
+   * The asker has recorded the status for `ref`: nothing more is owed. A
+   * run keyed by its ref is then forgotten, since its asker never sends a
+   * request again once it has the status; one keyed by the request's own
+   * `key` is kept for resultRetentionMs, for a local process that asks again.
+   */
   paid(peer: string, ref: string): void {
+    const owed = this.journal.all<{ key: string }>(
+      "SELECT key FROM owed WHERE peer = ? AND ref = ?",
+      [peer, ref],
+    )[0];
+    if (!owed) return;
     this.journal.write(
       "DELETE FROM owed WHERE peer = ? AND ref = ?",
       [peer, ref],
+      -1,
+    );
+    if (!owed.key.startsWith("ref:")) return;
+    this.journal.write(
+      `DELETE FROM runs WHERE peer = ? AND key = ? AND state = 'done'
+         AND NOT EXISTS (SELECT 1 FROM owed WHERE owed.peer = runs.peer
+                         AND owed.key = runs.key)`,
+      [peer, owed.key],
       -1,
     );
   }

@@ -52,6 +52,8 @@ export interface OutboxOptions {
   offline: OfflinePolicy;
   /** How long a request may wait for a peer, when its deadline is longer. */
   queueTtlMs: number;
+  /** Called when the journal is full, to drop old results before refusing. */
+  onFull?: () => void;
 }
 
 type EntryState = RowState | "committing" | "sending";
@@ -151,6 +153,7 @@ export class Outbox {
         : now + options.deadlineMs,
     };
     owner.owe();
+    if (!rows.journal.hasRoom()) this.#options.onFull?.();
     if (!rows.journal.hasRoom()) {
       return this.#finish(entry, {
         status: Status.REFUSED,

@@ -120,6 +120,20 @@ export class OutboxRows {
   }
 
   /**
+   * Drops the `count` oldest results, to make room in a full journal: a new
+   * request matters more than an old answer nobody fetched.
+   */
+  evict(count: number): number {
+    return this.#journal.write(
+      `DELETE FROM outbox WHERE ref IN (
+         SELECT ref FROM outbox WHERE state = 'done'
+         ORDER BY done_at, rowid LIMIT ?)`,
+      [count],
+      -1,
+    );
+  }
+
+  /**
    * Drops results older than `retentionMs`, and the oldest beyond
    * `maxResults`; returns how many went.
    */
@@ -132,7 +146,7 @@ export class OutboxRows {
       [
         `DELETE FROM outbox WHERE ref IN (
            SELECT ref FROM outbox WHERE state = 'done'
-           ORDER BY done_at DESC LIMIT -1 OFFSET ?)`,
+           ORDER BY done_at DESC, rowid DESC LIMIT -1 OFFSET ?)`,
         [maxResults],
       ],
     ]);
