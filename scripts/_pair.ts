@@ -35,6 +35,8 @@ export interface ScriptPairOptions {
    * log level hides the hello lines.
    */
   probeScript?: string;
+  /** More config fields, for both daemons. */
+  config?: Record<string, unknown>;
 }
 
 export interface ScriptPair {
@@ -107,6 +109,7 @@ export async function startScriptPair(
   options: ScriptPairOptions,
 ): Promise<ScriptPair> {
   const { scripts, logLevel = "info", probeScript } = options;
+  const extra = { logLevel, ...UNLIMITED, ...options.config };
   const verbose = logLevel === "debug" || logLevel === "info";
   if (!verbose && probeScript === undefined) {
     throw new Error(`log level ${logLevel} needs a probeScript`);
@@ -121,7 +124,7 @@ export async function startScriptPair(
     // Port 0 needs the ready line to learn the port; quiet daemons get one
     // picked here (a small race with other programs, acceptable for a script).
     const serverPrefix = await makePrefix(
-      serverConfig({ port: verbose ? 0 : freePort(), logLevel, ...UNLIMITED }),
+      serverConfig({ port: verbose ? 0 : freePort(), ...extra }),
       scripts,
     );
     prefixes.push(serverPrefix);
@@ -138,7 +141,7 @@ export async function startScriptPair(
       url = `ws://127.0.0.1:${config.port}`;
     }
     const clientPrefix = await makePrefix(
-      clientConfig(Number(new URL(url).port), { logLevel, ...UNLIMITED }),
+      clientConfig(Number(new URL(url).port), extra),
       scripts,
     );
     prefixes.push(clientPrefix);

@@ -25,13 +25,20 @@ import { peakRssKiB, startScriptPair } from "./_pair.ts";
 import { LocalClient } from "../test/helpers/local_client.ts";
 import { type Launcher, openLauncher } from "../src/launch/mod.ts";
 import { Logger } from "../src/log.ts";
+import {
+  daemonThroughput,
+  type Latency,
+  percentiles,
+  spawnDirect,
+  spawnThroughput,
+  viaDaemon,
+} from "./_measure.ts";
 
 const NOOP = "#!/bin/sh\nexit 0\n";
 const CONCURRENCY = [1, 8, 64] as const;
 const WARMUP = 20;
 /** Throughput alternates daemon and floor in this many rounds per level. */
 const ROUNDS = 4;
-const ANSWER_TIMEOUT_MS = 15_000;
 /** Linux's USER_HZ: /proc/<pid>/stat counts CPU time in 1/100 s. */
 const TICK_MS = 10;
 
@@ -46,19 +53,6 @@ const logLevel = values["log-level"] as "debug" | "info" | "warn" | "error";
 const THROUGHPUT_N = Number(values.requests);
 const LATENCY_N = Math.max(1, Math.round(THROUGHPUT_N / 2));
 
-interface Latency {
-  p50: number;
-  p90: number;
-  p99: number;
-}
-
-function percentiles(samples: number[]): Latency {
-  const sorted = [...samples].sort((a, b) => a - b);
-  const at = (q: number) =>
-    sorted[Math.min(sorted.length - 1, Math.ceil(q * sorted.length) - 1)];
-  return { p50: at(0.5), p90: at(0.9), p99: at(0.99) };
-}
-
 /** CPU time (user + system) a process has used so far, in ms. */
 function cpuMs(pid: number): number {
   try {
@@ -70,43 +64,6 @@ function cpuMs(pid: number): number {
   } catch {
     return NaN;
   }
-}
-
-let requestNumber = 0;
-
-/** One request through the pair: writes it, waits for its status. */
-async function viaDaemon(
-  local: LocalClient,
-  name: string,
-  expected: number,
-): Promise<void> {
-  const id = `b${requestNumber++}`;
-  const answer = await local.request({ name, id }, ANSWER_TIMEOUT_MS);
-  if (answer.status !== expected || answer.id !== id) {
-    throw new Error(
-      `request ${id} answered ${JSON.stringify(answer)}, expected ${expected}`,
-    );
-  }
-}
-
-/**
- * The floor: Deno starting the same script directly and collecting its
- * output, `Command.output()`, its cheapest way (no process group of the
- * script's own, which the daemon adds).
- */
-async function spawnDirect(prefix: string, path: string): Promise<void> {
-  const { code } = await new Deno.Command(path, {
-    args: ["null"],
-    env: {
-      WSDAEMON_PREFIX: prefix,
-      WSDAEMON_ID: "bench",
-      WSDAEMON_PEER: "bench",
-    },
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  if (code !== 0) throw new Error(`${path} exited ${code}`);
 }
 
 /** The ways the daemon can start a script, each measured in this process. */
@@ -178,49 +135,6 @@ async function sequential(
     samples.push(performance.now() - start);
   }
   return percentiles(samples);
-}
-
-/**
- * Requests per second with `window` requests in flight on one connection:
- * each status that comes back lets the next request go.
- */
-async function daemonThroughput(
-  local: LocalClient,
-  window: number,
-  n: number,
-): Promise<number> {
-  let sent = 0;
-  const send = async () => {
-    await local.send({ name: "noop", id: `t${window}-${sent++}` });
-  };
-  const start = performance.now();
-  for (let i = 0; i < Math.min(window, n); i++) await send();
-  for (let done = 0; done < n; done++) {
-    const answer = await local.next(ANSWER_TIMEOUT_MS);
-    if (answer.status !== 0) {
-      throw new Error(`throughput request answered ${JSON.stringify(answer)}`);
-    }
-    if (sent < n) await send();
-  }
-  return n / ((performance.now() - start) / 1000);
-}
-
-/** Spawns per second with `concurrency` spawns running at a time. */
-async function spawnThroughput(
-  spawn: () => Promise<void>,
-  concurrency: number,
-  n: number,
-): Promise<number> {
-  let started = 0;
-  const worker = async () => {
-    while (started < n) {
-      started++;
-      await spawn();
-    }
-  };
-  const start = performance.now();
-  await Promise.all(Array.from({ length: concurrency }, worker));
-  return n / ((performance.now() - start) / 1000);
 }
 
 /** Runs `work` and returns its result with the CPU ms each pid spent on it. */

@@ -134,6 +134,11 @@ const common = {
    * lost on kill -9 or power loss) or "relaxed" (kill -9 only).
    */
   durability: z.enum(["fsync", "relaxed"]).default("fsync"),
+  /**
+   * Acknowledged delivery with peers of this project (feature "ack"); off,
+   * a dropped link answers -6 for what it had sent, as with an original.
+   */
+  ack: z.boolean().default(true),
   /** Rows the journal may hold; past it new requests are refused -5. */
   journalMaxRows: count.default(100_000),
   /** Bytes the journal's file may take; past it new requests are refused. */

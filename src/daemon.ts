@@ -16,6 +16,7 @@ import { openLauncher } from "./launch/mod.ts";
 import { ScriptRunner } from "./scripts.ts";
 import { scrubEnv } from "./trust/scrub_env.ts";
 import { VERSION } from "./version.ts";
+import { FEATURES } from "./protocol.ts";
 import { join } from "node:path";
 import { Journal } from "./journal/journal.ts";
 import { Outbox } from "./outbox/outbox.ts";
@@ -77,7 +78,13 @@ export class Daemon {
       maxTimeoutMs: config.maxTimeoutMs,
       killGraceMs: config.killGraceMs,
     });
+    // `"ack": false` keeps requests off the journal's path between daemons:
+    // a dropped link then answers -6 for what it had sent, as with originals.
+    const features = FEATURES.filter((feature) =>
+      feature !== "ack" || config.ack
+    );
     const limits = {
+      features,
       maxMessageBytes: config.maxMessageBytes,
       maxBufferedBytes: config.maxBufferedBytes,
       rate: config.rate,
@@ -163,6 +170,7 @@ export class Daemon {
     this.#frames = new PeerFrames({
       name: config.name ?? defaultName(),
       version: VERSION,
+      features,
       maxMessageBytes: config.maxMessageBytes,
       remote: this.#remote,
       runner: this.#runner,

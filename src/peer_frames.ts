@@ -15,7 +15,7 @@ import {
   CommandCode,
   encodeCommand,
   encodeStatusFrame,
-  FEATURES,
+  type Feature,
   LOCAL_COMMAND,
   type Message,
   parseCommand,
@@ -47,6 +47,8 @@ export interface PeerFramesOptions {
   /** This daemon's name, sent in HELLO. */
   name: string;
   version: string;
+  /** What this daemon announces in HELLO. */
+  features: readonly Feature[];
   maxMessageBytes: number;
   remote: Remote;
   runner: ScriptRunner;
@@ -93,7 +95,7 @@ export class PeerFrames implements PeerHandler {
     link.send(encodeCommand(REMOTE_COMMAND, CommandCode.HELLO, {
       version,
       name,
-      features: FEATURES,
+      features: this.#options.features,
       maxMessageBytes,
     }));
   }

@@ -2,11 +2,13 @@
  * The journal: what this daemon must not forget across a crash, in an
  * embedded SQLite database (`node:sqlite`) at `<prefix>/state/journal.db`.
  *
- * Writes run at once inside an open transaction, so reads see them; the
- * transaction is committed on the next turn of the event loop, which makes
- * every write of one burst share one fsync (group commit). `committed()`
- * resolves once what was written so far is on disk: a request is
- * acknowledged, and a script started, only after it.
+ * Writes run at once inside an open transaction, so reads see them. The
+ * transaction is committed once the event loop has handled this turn's I/O
+ * when something waits for it (`committed()`: a request about to be sent, a
+ * script about to start), else within LAZY_COMMIT_MS; either way every write
+ * of one burst shares one fsync (group commit). An acknowledgement waits for
+ * the commit (`committedLater()`), since an ack is a promise that what it
+ * names survives a crash.
  *
  * A journal that cannot be read never keeps the daemon from starting: the
  * file is moved aside and a fresh one begins, and the log says what was
@@ -16,7 +18,8 @@
  * @module
  */
 
-import { DatabaseSync } from "node:sqlite";
+import { DatabaseSync, type StatementSync } from "node:sqlite";
+import { clearImmediate, setImmediate } from "node:timers";
 import { join } from "node:path";
 import type { Logger } from "../log.ts";
 
@@ -71,6 +74,9 @@ CREATE INDEX IF NOT EXISTS owed_by_key ON owed (peer, key);
 
 const TABLES = ["outbox", "runs", "owed"] as const;
 
+/** How long writes nothing waits for may stay uncommitted. */
+const LAZY_COMMIT_MS = 20;
+
 export class Journal {
   readonly db: DatabaseSync;
   /** Where the database is, for logs: a path or "memory". */
@@ -78,9 +84,17 @@ export class Journal {
   readonly #options: JournalOptions;
   #inTransaction = false;
   #commit: PromiseWithResolvers<void> | undefined;
-  #commitTimer: ReturnType<typeof setTimeout> | undefined;
+  /** The commit something waits for, after this turn's I/O. */
+  #soon: ReturnType<typeof setImmediate> | undefined;
+  /** The commit nothing waits for, a little later, joining more writes. */
+  #later: ReturnType<typeof setTimeout> | undefined;
   #rows = 0;
   #closed = false;
+  /** Compiled statements, by their text: compiling costs more than running. */
+  readonly #statements = new Map<string, StatementSync>();
+  /** The file's size as last measured, and how many writes ago. */
+  #bytes = 0;
+  #writesSinceMeasured = Infinity;
 
   private constructor(
     db: DatabaseSync,
@@ -187,7 +201,12 @@ export class Journal {
   /** Whether one more row fits within journalMaxRows and journalMaxBytes. */
   hasRoom(): boolean {
     if (this.#rows >= this.#options.maxRows) return false;
-    return this.bytes() < this.#options.maxBytes;
+    // Measured every 64 writes: a row is small against the bound.
+    if (this.#writesSinceMeasured >= 64) {
+      this.#bytes = this.bytes();
+      this.#writesSinceMeasured = 0;
+    }
+    return this.#bytes < this.#options.maxBytes;
   }
 
   /** Rows held, across the tables. */
@@ -197,10 +216,19 @@ export class Journal {
 
   /** The database's size in bytes (pages in use). */
   bytes(): number {
-    const { n } = this.db.prepare(
+    const { n } = this.#statement(
       "SELECT page_count * page_size AS n FROM pragma_page_count(), pragma_page_size()",
     ).get() as { n: number };
     return Number(n);
+  }
+
+  #statement(sql: string): StatementSync {
+    let statement = this.#statements.get(sql);
+    if (!statement) {
+      statement = this.db.prepare(sql);
+      this.#statements.set(sql, statement);
+    }
+    return statement;
   }
 
   /**
@@ -210,7 +238,8 @@ export class Journal {
   write(sql: string, params: (string | number | null)[], delta = 0): number {
     if (this.#closed) return 0;
     this.#begin();
-    const result = this.db.prepare(sql).run(...params);
+    this.#writesSinceMeasured++;
+    const result = this.#statement(sql).run(...params);
     const changed = Number(result.changes);
     this.#rows = Math.max(0, this.#rows + delta * changed);
     return changed;
@@ -219,11 +248,30 @@ export class Journal {
   /** Rows for a read; sees what the open transaction wrote. */
   all<T>(sql: string, params: (string | number | null)[] = []): T[] {
     if (this.#closed) return [];
-    return this.db.prepare(sql).all(...params) as T[];
+    return this.#statement(sql).all(...params) as T[];
   }
 
-  /** Resolves once every write so far is committed (durable per durability). */
+  /**
+   * Resolves once every write so far is committed (durable per durability),
+   * committing right after this turn's I/O: for what waits on it (a request
+   * about to be sent, a script about to start).
+   */
   committed(): Promise<void> {
+    if (!this.#inTransaction) return Promise.resolve();
+    if (this.#soon === undefined) {
+      // setTimeout(0) would wait 2 ms here; setImmediate does not.
+      this.#soon = setImmediate(() => this.flush());
+    }
+    return this.#commit!.promise;
+  }
+
+  /**
+   * Resolves once every write so far is committed, whenever that happens:
+   * for what may wait (an acknowledgement), so that a commit, which holds
+   * the event loop for its fsync, does not run between a status and the
+   * next request.
+   */
+  committedLater(): Promise<void> {
     return this.#commit?.promise ?? Promise.resolve();
   }
 
@@ -232,13 +280,15 @@ export class Journal {
     this.db.exec("BEGIN");
     this.#inTransaction = true;
     this.#commit = Promise.withResolvers<void>();
-    // The next macrotask: frames that arrived in this burst join the batch.
-    this.#commitTimer = setTimeout(() => this.flush(), 0);
+    this.#later = setTimeout(() => this.flush(), LAZY_COMMIT_MS);
   }
 
   /** Commits the open transaction now. */
   flush(): void {
-    clearTimeout(this.#commitTimer);
+    clearTimeout(this.#later);
+    if (this.#soon !== undefined) clearImmediate(this.#soon);
+    this.#later = undefined;
+    this.#soon = undefined;
     if (!this.#inTransaction) return;
     const commit = this.#commit!;
     this.#inTransaction = false;
@@ -278,6 +328,7 @@ export class Journal {
     if (this.#closed) return;
     this.flush();
     this.#closed = true;
+    this.#statements.clear();
     this.db.close();
   }
 }

@@ -54,7 +54,9 @@ export class AckBatcher {
   }
 
   #batch(link: PeerLink): AckData {
-    const commit = this.#journal.committed();
+    // Nobody waits for an ack: it goes with the next commit, which then
+    // does not hold the event loop between a status and the next request.
+    const commit = this.#journal.committedLater();
     let group = this.#groups.get(commit);
     if (!group) {
       group = new Map();

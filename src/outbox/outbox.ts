@@ -314,7 +314,11 @@ export class Outbox {
     entry.link = link;
     entry.peer = link.name;
     entry.withRef = withRefs;
-    if (!acked) this.#record(entry, "blind", link.name);
+    // A blind request is recorded when it is done (for RESULT): recording
+    // it first would put a commit on its path and buy nothing, since after
+    // a crash its status cannot come anyway. One that waited in the queue
+    // has a row, which must not say "queued" once it has gone.
+    if (!acked && entry.journaled) this.#record(entry, "blind", link.name);
     // A send the budget refuses closes the link inside send(); "sending"
     // tells onClosed that this one never left, so it goes to the next peer.
     entry.state = "sending";

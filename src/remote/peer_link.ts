@@ -72,6 +72,8 @@ export interface PeerHandler {
 export type LinkEvents = Omit<PeerHandler, "onReady">;
 
 export interface PeerLinkOptions {
+  /** What this daemon announces in HELLO (default: every feature). */
+  features?: readonly Feature[];
   maxMessageBytes: number;
   maxBufferedBytes: number;
   /** Requests per second this peer may send. */
@@ -171,7 +173,7 @@ export class PeerLink {
 
   /** Whether both sides announced `feature`. */
   has(feature: Feature): boolean {
-    return FEATURES.includes(feature) &&
+    return (this.#options.features ?? FEATURES).includes(feature) &&
       (this.hello?.features.includes(feature) ?? false);
   }
 
