@@ -123,8 +123,10 @@ async function main(args: string[]): Promise<void> {
     return;
   }
 
-  const daemon = new Daemon({ prefix, config, log, env: Deno.env.toObject() });
+  let daemon: Daemon;
   try {
+    // The constructor opens the journal, which another daemon may hold.
+    daemon = new Daemon({ prefix, config, log, env: Deno.env.toObject() });
     await daemon.start();
   } catch (error) {
     fail(`cannot start: ${(error as Error).message}`, 1);

@@ -307,6 +307,10 @@ export class PeerFrames implements PeerHandler {
         ref,
       );
     };
+    const acked = ref !== undefined && link.has("ack");
+    // A request seen before (a redelivery) is answered by its first run: it
+    // costs no rate, and a policy changed since cannot turn it into a -5.
+    if (acked && this.#options.inbox.again(link, message, ref)) return;
     if (!allows(link.policy.scripts, message.name)) {
       return refuse(
         `peer ${link.name} may not run script ${shown(message.name)} here`,
@@ -329,7 +333,7 @@ export class PeerFrames implements PeerHandler {
       );
       return;
     }
-    if (ref !== undefined && link.has("ack")) {
+    if (acked) {
       if (stopping()) return; // Not acknowledged: it comes again after.
       this.#options.inbox.receive(link, message, ref, text);
       return;

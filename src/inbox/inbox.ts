@@ -63,26 +63,41 @@ export class Inbox {
    * A request from `link` (checked already for policy and rate): recorded,
    * acknowledged, and run unless it ran or runs already.
    */
-  receive(link: PeerLink, message: Message, ref: string, text: string): void {
+  /**
+   * A request this inbox has seen (a redelivery, or another request with
+   * the same `key`): it waits for, or gets, the first run's status, and
+   * true is returned; false for a request not seen before.
+   */
+  again(link: PeerLink, message: Message, ref: string): boolean {
     const { rows, acks, log } = this.#options;
     const peer = link.name;
     const key = runKey(message, ref);
     const run = rows.get(peer, key);
-    if (run) {
-      rows.owe(peer, ref, key);
-      acks.request(link, ref);
-      log.debug(
-        `from ${peer}: request ${key} again (${run.state}): not run again`,
-      );
-      if (run.state === "done") this.#sendOne(link, run, ref);
-      return;
-    }
-    if (!rows.journal.hasRoom()) {
+    if (!run) return false;
+    rows.owe(peer, ref, key);
+    acks.request(link, ref);
+    log.debug(
+      `from ${peer}: request ${key} again (${run.state}): not run again`,
+    );
+    if (run.state === "done") this.#sendOne(link, run, ref);
+    return true;
+  }
+
+  receive(link: PeerLink, message: Message, ref: string, text: string): void {
+    const { rows, acks, log } = this.#options;
+    const peer = link.name;
+    const key = runKey(message, ref);
+    // PeerFrames has asked again() first: this request is new.
+    const quota = this.#peerQuota();
+    if (
+      !rows.journal.hasRoom() ||
+      (rows.journal.rows >= quota && rows.heldFor(peer) >= quota)
+    ) {
       log.warn(`from ${peer}: request refused: the journal is full`);
       this.#options.answer(link, {
         status: Status.REFUSED,
         error:
-          "busy: the peer's journal is full (journalMaxRows or journalMaxBytes)",
+          "busy: the peer's journal is full (journalMaxRows or journalMaxBytes, or this asker's quarter of it)",
       }, ref);
       return;
     }
@@ -92,6 +107,12 @@ export class Inbox {
     this.#run(peer, key, message).catch((error) => {
       log.error(`script ${message.name}: ${(error as Error).stack}`);
     });
+  }
+
+  /** Rows one peer may hold: a quarter of the journal, so that one peer
+   * that never acknowledges cannot fill it for everyone. */
+  #peerQuota(): number {
+    return Math.max(1, Math.floor(this.#options.rows.journal.maxRows / 4));
   }
 
   /** The asker recorded these statuses: they are not sent again. */

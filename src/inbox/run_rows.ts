@@ -14,6 +14,9 @@
 import type { Journal } from "../journal/journal.ts";
 import type { StatusData } from "../protocol.ts";
 
+/** How long a status nobody acknowledges is kept for its asker: a week. */
+const OWED_RETENTION_MS = 7 * 24 * 3_600_000;
+
 export interface RunRow {
   peer: string;
   key: string;
@@ -46,6 +49,19 @@ export class RunRows {
       [peer, key, ref, frame],
       1,
     );
+  }
+
+  /** Rows held for `peer`: its runs and the statuses owed to it. */
+  heldFor(peer: string): number {
+    const [{ runs }] = this.journal.all<{ runs: number }>(
+      "SELECT count(*) AS runs FROM runs WHERE peer = ?",
+      [peer],
+    );
+    const [{ owed }] = this.journal.all<{ owed: number }>(
+      "SELECT count(*) AS owed FROM owed WHERE peer = ?",
+      [peer],
+    );
+    return Number(runs) + Number(owed);
   }
 
   /** Marks that `ref` waits for the run's status (once per ref). */
@@ -139,19 +155,26 @@ export class RunRows {
   }
 
   /**
-   * Forgets finished runs older than `retentionMs` (a redelivery comes
-   * within a deadline, long before), and what was owed for them.
+   * Forgets finished runs older than `retentionMs` whose statuses have all
+   * been acknowledged (a redelivery comes long before). A status still owed
+   * is kept for OWED_RETENTION_MS, for an asker that comes back late.
    */
   compact(retentionMs: number): number {
-    const before = Date.now() - retentionMs;
+    const now = Date.now();
+    const owedBefore = now - Math.max(retentionMs, OWED_RETENTION_MS);
     return this.journal.compact([
       [
         `DELETE FROM owed WHERE EXISTS (SELECT 1 FROM runs
            WHERE runs.peer = owed.peer AND runs.key = owed.key
            AND runs.state = 'done' AND runs.done_at < ?)`,
-        [before],
+        [owedBefore],
       ],
-      ["DELETE FROM runs WHERE state = 'done' AND done_at < ?", [before]],
+      [
+        `DELETE FROM runs WHERE state = 'done' AND done_at < ?
+           AND NOT EXISTS (SELECT 1 FROM owed
+             WHERE owed.peer = runs.peer AND owed.key = runs.key)`,
+        [now - retentionMs],
+      ],
     ]);
   }
 }

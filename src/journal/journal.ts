@@ -25,6 +25,9 @@ import type { Logger } from "../log.ts";
 
 export type Durability = "fsync" | "relaxed";
 
+/** The journal is held by another daemon on the same prefix. */
+export class JournalLockedError extends Error {}
+
 export interface JournalOptions {
   /** `<prefix>/state`, or undefined for a journal in memory. */
   dir: string | undefined;
@@ -73,6 +76,9 @@ CREATE INDEX IF NOT EXISTS owed_by_key ON owed (peer, key);
 `;
 
 const TABLES = ["outbox", "runs", "owed"] as const;
+
+/** Daemons on one prefix, each with its journal. */
+const MAX_JOURNALS = 16;
 
 /** How long writes nothing waits for may stay uncommitted. */
 const LAZY_COMMIT_MS = 20;
@@ -134,10 +140,28 @@ export class Journal {
       );
       return Journal.#inMemory(options);
     }
-    const path = join(dir, "journal.db");
+    // Daemons may share a prefix (each with a socket of its own): each holds
+    // a journal of its own, the first one no other daemon holds.
+    for (let n = 0; n < MAX_JOURNALS; n++) {
+      const path = join(dir, n === 0 ? "journal.db" : `journal-${n}.db`);
+      try {
+        return Journal.#openFile(path, options);
+      } catch (error) {
+        if (!(error instanceof JournalLockedError)) throw error;
+        log.debug(`journal: ${path} is held by another daemon`);
+      }
+    }
+    throw new JournalLockedError(
+      `${MAX_JOURNALS} daemons already hold the journals in ${dir}`,
+    );
+  }
+
+  static #openFile(path: string, options: JournalOptions): Journal {
+    const { log } = options;
     try {
       return new Journal(Journal.#prepare(path, options), path, options);
     } catch (error) {
+      if (error instanceof JournalLockedError) throw error;
       const aside = `${path}.unreadable-${Date.now()}`;
       try {
         Deno.renameSync(path, aside);
@@ -180,7 +204,20 @@ export class Journal {
   static #prepare(path: string, { durability }: JournalOptions): DatabaseSync {
     const db = new DatabaseSync(path);
     try {
-      db.exec("PRAGMA busy_timeout = 2000");
+      // One daemon per journal: two would replay and run the same requests.
+      // The lock is held from here until the daemon exits.
+      db.exec("PRAGMA locking_mode = EXCLUSIVE");
+      try {
+        db.exec("BEGIN EXCLUSIVE");
+        db.exec("COMMIT");
+      } catch (error) {
+        if (/locked|busy/i.test((error as Error).message)) {
+          throw new JournalLockedError(
+            `another ws-daemon is running on this prefix: ${path} is locked`,
+          );
+        }
+        throw error;
+      }
       db.exec("PRAGMA journal_mode = WAL");
       db.exec(
         `PRAGMA synchronous = ${durability === "fsync" ? "FULL" : "NORMAL"}`,
@@ -214,10 +251,16 @@ export class Journal {
     return this.#rows;
   }
 
-  /** The database's size in bytes (pages in use). */
+  /** journalMaxRows. */
+  get maxRows(): number {
+    return this.#options.maxRows;
+  }
+
+  /** Bytes in use: pages holding data (free pages are reused first). */
   bytes(): number {
     const { n } = this.#statement(
-      "SELECT page_count * page_size AS n FROM pragma_page_count(), pragma_page_size()",
+      `SELECT (page_count - freelist_count) * page_size AS n
+         FROM pragma_page_count(), pragma_freelist_count(), pragma_page_size()`,
     ).get() as { n: number };
     return Number(n);
   }

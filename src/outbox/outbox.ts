@@ -80,6 +80,10 @@ interface Entry {
   expiresAt?: number;
   journaled?: boolean;
   timer?: ReturnType<typeof setTimeout>;
+  /** Past its deadline: the asker was told -3, and it is not sent again. */
+  expired?: boolean;
+  /** While its peer is away: when it stops waiting for it. */
+  awayTimer?: ReturnType<typeof setTimeout>;
 }
 
 /** What `RESULT` tells of a request. */
@@ -240,6 +244,7 @@ export class Outbox {
       waiting++;
       this.#entries.set(entry.ref, entry);
       this.#arm(entry);
+      if (entry.state !== "queued") this.#awaitPeer(entry);
     }
     if (waiting + unknown + skipped > 0) {
       log.info(
@@ -359,7 +364,13 @@ export class Outbox {
   onReady(link: PeerLink): void {
     if (link.has("ack")) {
       for (const entry of this.#entries.values()) {
-        if (entry.state === "sent" && entry.peer === link.name) {
+        if (entry.peer !== link.name) continue;
+        if (entry.state !== "sent" && entry.state !== "acked") continue;
+        clearTimeout(entry.awayTimer);
+        entry.awayTimer = undefined;
+        // Past its deadline the asker was told -3: it is not sent again,
+        // though one that did arrive may still send its status.
+        if (entry.state === "sent" && !entry.expired) {
           this.#transmit(entry, link);
         }
       }
@@ -379,6 +390,10 @@ export class Outbox {
     for (const entry of [...this.#entries.values()]) {
       if (entry.link !== link) continue;
       entry.link = undefined;
+      if (entry.state === "sent" || entry.state === "acked") {
+        this.#awaitPeer(entry);
+        continue;
+      }
       if (entry.state !== "blind") continue;
       unknown++;
       this.#finish(entry, {
@@ -389,6 +404,29 @@ export class Outbox {
       });
     }
     return unknown;
+  }
+
+  /**
+   * A request delivered (or maybe delivered) to a peer that has gone waits
+   * for it to come back, up to queueTtlMs: then the asker is told -3, since
+   * the request may have run, and it is not sent again.
+   */
+  #awaitPeer(entry: Entry): void {
+    clearTimeout(entry.awayTimer);
+    const ttl = this.#options.queueTtlMs;
+    entry.awayTimer = setTimeout(() => {
+      if (entry.state === "done" || entry.link) return;
+      this.#finish(entry, {
+        status: Status.TIMEOUT,
+        error:
+          `no status: peer ${entry.peer} did not come back within queueTtlMs (${ttl} ms); the request ${
+            entry.state === "acked"
+              ? "was delivered"
+              : "may have been delivered"
+          }, so it may have run`,
+        peer: entry.peer,
+      });
+    }, ttl);
   }
 
   /** The peer recorded these requests: they are not sent again. */
@@ -431,6 +469,7 @@ export class Outbox {
   /** The single exit: records the status and tells the asker, if it waits. */
   #finish(entry: Entry, report: StatusReport): void {
     clearTimeout(entry.timer);
+    clearTimeout(entry.awayTimer);
     this.#entries.delete(entry.ref);
     if (entry.link && !entry.withRef) {
       this.#blindQueue(entry.link, entry, false);
@@ -478,6 +517,7 @@ export class Outbox {
     }
     // It may be running: the asker is told the truth, that no status came in
     // time; the status, when it comes, is kept for RESULT.
+    entry.expired = true;
     const owner = entry.owner;
     entry.owner = undefined;
     owner?.settle(withId({
