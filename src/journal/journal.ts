@@ -356,6 +356,7 @@ export class Journal {
       removed += this.write(sql, params, -1);
     }
     this.flush();
+    this.#writesSinceMeasured = Infinity; // Measure the room again.
     if (removed > 0) {
       try {
         this.db.exec("PRAGMA wal_checkpoint(TRUNCATE)");

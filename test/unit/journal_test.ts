@@ -166,3 +166,24 @@ Deno.test("compaction drops results past their retention, and the oldest past ma
   assertEquals(journal.rows, 1);
   journal.close();
 });
+
+Deno.test("journalMaxBytes counts pages in use: room comes back once rows go", async () => {
+  const journal = Journal.open({
+    ...options(undefined),
+    maxRows: 1_000_000,
+    maxBytes: 1024 * 1024,
+  });
+  const rows = new OutboxRows(journal);
+  const big = "x".repeat(4_000);
+  let n = 0;
+  while (journal.hasRoom() && n < 10_000) {
+    const entry = { ...request(`r${n++}`), text: JSON.stringify({ big }) };
+    rows.put(entry, "queued", null);
+    rows.finish(entry, { status: 0 });
+  }
+  assert(!journal.hasRoom() && n > 10, `full after ${n} rows`);
+  await journal.committed();
+  rows.compact(-1, 0);
+  assert(journal.hasRoom(), "room again after compaction");
+  journal.close();
+});
