@@ -19,7 +19,7 @@ PERMISSIONS := $(shell cat scripts/permissions.txt)
 WSDAEMON_ORIGINAL ?= $(wildcard $(abspath $(CURDIR)/../shared/peers/ws-daemon-original/run))
 export WSDAEMON_ORIGINAL
 
-.PHONY: test fmt lint check unit fuzz demo run build bench clean
+.PHONY: test fmt lint check unit fuzz soak demo run build bench clean
 
 test: lint check
 	$(DENO) fmt --check
@@ -28,6 +28,11 @@ test: lint check
 
 unit:
 	$(DENO) test --frozen --sanitize-ops --sanitize-resources --allow-all test/unit/
+
+# The soak of `make test` (20 s), longer: make soak [SECONDS=n] (default 300)
+soak:
+	WSDAEMON_SOAK_SECONDS=$(or $(SECONDS),300) \
+	  $(DENO) test --frozen --sanitize-ops --sanitize-resources --allow-all test/integration/soak_test.ts
 
 # The seeded fuzz test of `make test`, longer: make fuzz [SEED=n] [COUNT=n]
 fuzz:
