@@ -79,7 +79,7 @@ export class Inbox {
     log.debug(
       `from ${peer}: request ${key} again (${run.state}): not run again`,
     );
-    if (run.state === "done") this.#sendOne(link, run, ref);
+    if (run.state === "done") this.#sendRecorded(link, run, ref);
     return true;
   }
 
@@ -104,7 +104,7 @@ export class Inbox {
     rows.insert(peer, key, ref, text);
     rows.owe(peer, ref, key);
     acks.request(link, ref);
-    this.#run(peer, key, message).catch((error) => {
+    this.#run(peer, key, ref, message).catch((error) => {
       log.error(`script ${message.name}: ${(error as Error).stack}`);
     });
   }
@@ -124,7 +124,7 @@ export class Inbox {
   onReady(link: PeerLink): void {
     if (!link.has("ack")) return;
     for (const { ref, run } of this.#options.rows.owedTo(link.name)) {
-      this.#sendOne(link, run, ref);
+      this.#sendRecorded(link, run, ref);
     }
   }
 
@@ -140,7 +140,7 @@ export class Inbox {
     for (const run of rows.unfinished()) {
       if (run.state === "started") {
         unknown++;
-        this.#finish(run.peer, run.key, {
+        this.#finish(run.peer, run.key, run.ref, {
           status: Status.OUTCOME_UNKNOWN,
           error: `the daemon running it stopped while it ran${
             run.pid ? ` (pid ${run.pid})` : ""
@@ -157,7 +157,7 @@ export class Inbox {
         continue;
       }
       started++;
-      this.#run(run.peer, run.key, message).catch((error) => {
+      this.#run(run.peer, run.key, run.ref, message).catch((error) => {
         log.error(`script ${message.name}: ${(error as Error).stack}`);
       });
     }
@@ -170,13 +170,18 @@ export class Inbox {
     }
   }
 
-  async #run(peer: string, key: string, message: Message): Promise<void> {
+  async #run(
+    peer: string,
+    key: string,
+    ref: string,
+    message: Message,
+  ): Promise<void> {
     const { rows, runner } = this.#options;
     let timeoutMs: number | undefined;
     try {
       timeoutMs = requestMs(message, "timeoutMs");
     } catch (error) {
-      this.#finish(peer, key, {
+      this.#finish(peer, key, ref, {
         status: Status.REJECTED,
         error: (error as Error).message,
       });
@@ -207,7 +212,7 @@ export class Inbox {
       }
       return;
     }
-    this.#finish(peer, key, status);
+    this.#finish(peer, key, ref, status);
   }
 
   /**
@@ -216,7 +221,12 @@ export class Inbox {
    * answers -6 for the run, which the asker, holding the true status
    * already, ignores.
    */
-  #finish(peer: string, key: string, status: StatusData): void {
+  #finish(
+    peer: string,
+    key: string,
+    firstRef: string,
+    status: StatusData,
+  ): void {
     const { rows } = this.#options;
     delete status.id;
     rows.finish(peer, key, status);
@@ -224,9 +234,9 @@ export class Inbox {
       candidate.isReady && candidate.name === peer && candidate.has("ack")
     );
     if (!link) return; // Sent when the peer is back (onReady).
-    const run = rows.get(peer, key);
-    if (!run) return;
-    for (const ref of rows.owedRefs(peer, key)) this.#sendOne(link, run, ref);
+    for (const ref of rows.owedRefs(peer, key)) {
+      this.#send(link, { ...status }, firstRef, ref);
+    }
   }
 
   /** Commits what is recorded (at shutdown, before the links close). */
@@ -235,7 +245,8 @@ export class Inbox {
     return Promise.resolve();
   }
 
-  #sendOne(link: PeerLink, run: RunRow, ref: string): void {
+  /** Sends a finished run's status, as recorded, to `ref`. */
+  #sendRecorded(link: PeerLink, run: RunRow, ref: string): void {
     let status: StatusData;
     try {
       status = JSON.parse(run.status ?? "");
@@ -245,7 +256,17 @@ export class Inbox {
         error: "its recorded status could not be read",
       };
     }
-    if (run.ref !== ref) status.duplicate = true;
+    this.#send(link, status, run.ref, ref);
+  }
+
+  /** A status to one of the refs that asked for the run `firstRef` began. */
+  #send(
+    link: PeerLink,
+    status: StatusData,
+    firstRef: string,
+    ref: string,
+  ): void {
+    if (firstRef !== ref) status.duplicate = true;
     this.#options.answer(link, status, ref);
   }
 }
