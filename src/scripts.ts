@@ -65,8 +65,9 @@ export interface ScriptRequest {
   /**
    * Awaited once the run has its slot, right before the launch: the journal
    * records "started" first, so that after a crash it is never run again.
+   * A reason returned instead means it must not start: -5 with that reason.
    */
-  beforeStart?: () => Promise<void>;
+  beforeStart?: () => Promise<string | undefined>;
   /** Told the script's pid once it has started. */
   onStarted?: (pid: number) => void;
 }
@@ -243,7 +244,10 @@ export class ScriptRunner {
         });
       }
       if (request.beforeStart) {
-        await request.beforeStart();
+        const refusal = await request.beforeStart();
+        if (refusal !== undefined) {
+          return status({ status: Status.REFUSED, error: refusal });
+        }
         if (this.#closed) return shuttingDown();
       }
       return await this.#runInSlot(request, path, arg, status, cannotRun);

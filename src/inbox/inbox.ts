@@ -198,7 +198,13 @@ export class Inbox {
       beforeStart: async () => {
         marked = true;
         rows.started(peer, key);
-        await rows.journal.committed();
+        try {
+          await rows.journal.committed();
+          return undefined;
+        } catch (error) {
+          marked = false; // Rolled back: it is not "started" on disk.
+          return `busy: not started: ${(error as Error).message}`;
+        }
       },
       onStarted: (pid) => rows.pid(peer, key, pid),
     });

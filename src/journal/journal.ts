@@ -77,6 +77,9 @@ CREATE INDEX IF NOT EXISTS owed_by_key ON owed (peer, key);
 
 const TABLES = ["outbox", "runs", "owed"] as const;
 
+/** How long after a failed write new requests are refused. */
+const FAILED_MS = 5_000;
+
 /** Daemons on one prefix, each with its journal. */
 const MAX_JOURNALS = 16;
 
@@ -101,6 +104,9 @@ export class Journal {
   /** The file's size as last measured, and how many writes ago. */
   #bytes = 0;
   #writesSinceMeasured = Infinity;
+  /** When a write last failed; a transaction with a failed write. */
+  #failedAt = -Infinity;
+  #poisoned = false;
 
   private constructor(
     db: DatabaseSync,
@@ -237,6 +243,7 @@ export class Journal {
 
   /** Whether one more row fits within journalMaxRows and journalMaxBytes. */
   hasRoom(): boolean {
+    if (Date.now() - this.#failedAt < FAILED_MS) return false;
     if (this.#rows >= this.#options.maxRows) return false;
     // Measured every 64 writes: a row is small against the bound.
     if (this.#writesSinceMeasured >= 64) {
@@ -282,10 +289,28 @@ export class Journal {
     if (this.#closed) return 0;
     this.#begin();
     this.#writesSinceMeasured++;
-    const result = this.#statement(sql).run(...params);
-    const changed = Number(result.changes);
-    this.#rows = Math.max(0, this.#rows + delta * changed);
-    return changed;
+    try {
+      const result = this.#statement(sql).run(...params);
+      const changed = Number(result.changes);
+      this.#rows = Math.max(0, this.#rows + delta * changed);
+      return changed;
+    } catch (error) {
+      // Disk full, I/O error: this transaction cannot be trusted; it is
+      // rolled back, and what waits for it is told (see flush()).
+      this.#fail(error as Error);
+      this.#poisoned = true;
+      return 0;
+    }
+  }
+
+  /** Logs a failure once per outage, and refuses new work for a while. */
+  #fail(error: Error): void {
+    if (Date.now() - this.#failedAt > FAILED_MS) {
+      this.#options.log.error(
+        `journal: ${this.where}: a write failed (${error.message}); new requests are refused -5 for a while`,
+      );
+    }
+    this.#failedAt = Date.now();
   }
 
   /** Rows for a read; sees what the open transaction wrote. */
@@ -319,10 +344,18 @@ export class Journal {
   }
 
   #begin(): void {
-    if (this.#inTransaction) return;
+    if (this.#inTransaction) {
+      // SQLite may have rolled a failed transaction back itself (it does for
+      // a full disk): later writes of this batch go into a new one, to be
+      // rolled back with it, rather than commit on their own.
+      if (!this.db.isTransaction) this.db.exec("BEGIN");
+      return;
+    }
     this.db.exec("BEGIN");
     this.#inTransaction = true;
     this.#commit = Promise.withResolvers<void>();
+    // Handled here too: a failed commit nobody waits for is only logged.
+    this.#commit.promise.catch(() => {});
     this.#later = setTimeout(() => this.flush(), LAZY_COMMIT_MS);
   }
 
@@ -334,16 +367,29 @@ export class Journal {
     this.#soon = undefined;
     if (!this.#inTransaction) return;
     const commit = this.#commit!;
+    const poisoned = this.#poisoned;
     this.#inTransaction = false;
     this.#commit = undefined;
+    this.#poisoned = false;
     try {
+      if (poisoned) throw new Error("a write in it failed");
       this.db.exec("COMMIT");
+      commit.resolve();
+      return;
     } catch (error) {
-      this.#options.log.error(
-        `journal: commit failed: ${(error as Error).message}`,
+      this.#fail(error as Error);
+      try {
+        if (this.db.isTransaction) this.db.exec("ROLLBACK");
+      } catch {
+        // SQLite rolled it back itself.
+      }
+      // Nothing may be acknowledged or started on the strength of it.
+      commit.reject(
+        new Error(
+          `the journal could not be written: ${(error as Error).message}`,
+        ),
       );
     }
-    commit.resolve();
   }
 
   /**

@@ -61,7 +61,11 @@ export class AckBatcher {
     if (!group) {
       group = new Map();
       this.#groups.set(commit, group);
-      commit.then(() => this.#send(commit));
+      // Not committed: nothing is acknowledged; the peer sends it again.
+      commit.then(
+        () => this.#send(commit),
+        () => this.#groups.delete(commit),
+      );
     }
     let batch = group.get(link);
     if (!batch) {

@@ -34,12 +34,15 @@ import type { Remote } from "../remote/remote.ts";
 import type { Logger } from "../log.ts";
 import { newRef } from "./ref.ts";
 import { idColumn, type OutboxRows, type RowState } from "./outbox_rows.ts";
+import {
+  type Entry,
+  entryFromRow,
+  type Owner,
+  type ResultState,
+} from "./entry.ts";
+import { BlindIndex } from "./blind.ts";
 
-/** Whoever waits for a request's status: a local connection. */
-export interface Owner {
-  owe(): void;
-  settle(report: StatusReport): void;
-}
+export type { Owner, ResultState };
 
 export type OfflinePolicy = "queue" | "reject";
 
@@ -56,56 +59,13 @@ export interface OutboxOptions {
   onFull?: () => void;
 }
 
-type EntryState = RowState | "committing" | "sending";
-
-interface Entry {
-  readonly ref: string;
-  readonly id?: unknown;
-  readonly hasId: boolean;
-  /** The request's text as the local process wrote it. */
-  readonly text: string;
-  /** Commands are never sent again: only scripts are de-duplicated. */
-  readonly command: boolean;
-  owner: Owner | undefined;
-  state: EntryState;
-  /** The peer it went to, by name: a redelivery goes to the same one. */
-  peer?: string;
-  /** The link it went out on, while that link is open. */
-  link?: PeerLink;
-  /** Whether it went out with its ref, so only the ref matches a status. */
-  withRef: boolean;
-  readonly acceptedAt: number;
-  deadlineAt?: number;
-  deadlineMs?: number;
-  expiresAt?: number;
-  journaled?: boolean;
-  timer?: ReturnType<typeof setTimeout>;
-  /** Past its deadline: the asker was told -3, and it is not sent again. */
-  expired?: boolean;
-  /** While its peer is away: when it stops waiting for it. */
-  awayTimer?: ReturnType<typeof setTimeout>;
-}
-
-/** What `RESULT` tells of a request. */
-export type ResultState =
-  | { state: "done"; result: StatusReport }
-  | { state: "pending" }
-  | { state: "unknown" };
-
 const encoder = new TextEncoder();
-
-function idKey(hasId: boolean, id: unknown): string {
-  if (!hasId) return "-";
-  return typeof id === "string" || typeof id === "number"
-    ? `${typeof id}=${id}`
-    : "?";
-}
 
 export class Outbox {
   readonly #options: OutboxOptions;
   readonly #entries = new Map<string, Entry>();
   /** Requests sent without a ref (to an original), by link and id. */
-  readonly #blind = new Map<PeerLink, Map<string, Entry[]>>();
+  readonly #blind = new BlindIndex();
 
   constructor(options: OutboxOptions) {
     this.#options = options;
@@ -205,24 +165,7 @@ export class Outbox {
         skipped++;
         continue;
       }
-      const entry: Entry = {
-        ref: row.ref,
-        id: message.id,
-        hasId: message.hasId,
-        text: row.frame,
-        command: false,
-        owner: undefined,
-        state: row.state,
-        peer: row.peer ?? undefined,
-        withRef: true,
-        acceptedAt: row.accepted_at,
-        journaled: true,
-        deadlineAt: row.deadline_at ?? undefined,
-        deadlineMs: row.deadline_at === null
-          ? undefined
-          : row.deadline_at - row.accepted_at,
-        expiresAt: row.expires_at ?? undefined,
-      };
+      const entry = entryFromRow(row, message);
       if (row.state === "blind") {
         unknown++;
         this.#finish(entry, {
@@ -296,6 +239,13 @@ export class Outbox {
         if (entry.state !== "committing") return;
         if (entry.link?.isReady) this.#transmit(entry, entry.link);
         else this.#dispatch(entry);
+      }, (error: Error) => {
+        if (entry.state !== "committing") return;
+        // Not on disk, so not sent: it never ran and never will.
+        this.#finish(entry, {
+          status: Status.REFUSED,
+          error: `busy: ${error.message}`,
+        });
       });
       return;
     }
@@ -327,37 +277,18 @@ export class Outbox {
     // A send the budget refuses closes the link inside send(); "sending"
     // tells onClosed that this one never left, so it goes to the next peer.
     entry.state = "sending";
-    if (!withRefs) this.#blindQueue(link, entry, true);
+    if (!withRefs) this.#blind.add(link, entry);
     if (link.send(frame)) {
       entry.state = acked ? "sent" : "blind";
       return;
     }
-    if (!withRefs) this.#blindQueue(link, entry, false);
+    if (!withRefs) this.#blind.remove(link, entry);
     entry.link = undefined;
     if (acked) {
       entry.state = "sent"; // Pinned: its peer gets it when it comes back.
       return;
     }
     this.#dispatch(entry);
-  }
-
-  #blindQueue(link: PeerLink, entry: Entry, add: boolean): void {
-    let byId = this.#blind.get(link);
-    if (!byId) {
-      if (!add) return;
-      byId = new Map();
-      this.#blind.set(link, byId);
-    }
-    const key = idKey(entry.hasId, entry.id);
-    const queue = byId.get(key) ?? [];
-    if (add) {
-      queue.push(entry);
-      byId.set(key, queue);
-      return;
-    }
-    const index = queue.indexOf(entry);
-    if (index !== -1) queue.splice(index, 1);
-    if (queue.length === 0) byId.delete(key);
   }
 
   /** A ready link: requests owed to its peer go again, then queued ones. */
@@ -385,7 +316,7 @@ export class Outbox {
    * one sent blind may have run, so its outcome is unknown.
    */
   onClosed(link: PeerLink, reason: string): number {
-    this.#blind.delete(link);
+    this.#blind.drop(link);
     let unknown = 0;
     for (const entry of [...this.#entries.values()]) {
       if (entry.link !== link) continue;
@@ -451,10 +382,7 @@ export class Outbox {
         entry = undefined;
       }
     } else {
-      entry = this.#blind.get(link)?.get(
-        idKey(Object.hasOwn(data, "id"), data.id),
-      )
-        ?.[0];
+      entry = this.#blind.first(link, Object.hasOwn(data, "id"), data.id);
     }
     if (!entry || entry.state === "queued" || entry.state === "committing") {
       return false;
@@ -472,7 +400,7 @@ export class Outbox {
     clearTimeout(entry.awayTimer);
     this.#entries.delete(entry.ref);
     if (entry.link && !entry.withRef) {
-      this.#blindQueue(entry.link, entry, false);
+      this.#blind.remove(entry.link, entry);
     }
     const shown = withId(report, entry);
     if (entry.state !== "done") this.#options.rows.finish(entry, shown);

@@ -187,3 +187,28 @@ Deno.test("journalMaxBytes counts pages in use: room comes back once rows go", a
   assert(journal.hasRoom(), "room again after compaction");
   journal.close();
 });
+
+Deno.test("a write that fails (disk full) rolls its transaction back: what waits for it is told, and new requests are refused for a while", async () => {
+  const log = new KeptLines();
+  const journal = Journal.open(options(undefined, log));
+  const rows = new OutboxRows(journal);
+  rows.put(request("kept"), "queued", null);
+  await journal.committed();
+  // SQLite says "database or disk is full" past max_page_count.
+  const { page_count: n } = journal.db.prepare("PRAGMA page_count").get() as {
+    page_count: number;
+  };
+  journal.db.exec(`PRAGMA max_page_count = ${n}`);
+  const big = { ...request("big"), text: "x".repeat(200_000) };
+  rows.put(big, "queued", null);
+  rows.put(request("small"), "queued", null);
+  let failure = "";
+  await journal.committed().catch((error) => failure = error.message);
+  // Room again for a small row once the outage is over: it commits.
+  journal.db.exec("PRAGMA max_page_count = 1000000");
+  assertMatch(failure, /the journal could not be written/);
+  assert(!journal.hasRoom(), "no room right after a failed write");
+  assertEquals(rows.unfinished().map((row) => row.ref), ["kept"]);
+  assertEquals(log.lines.filter((l) => l.startsWith("ERROR")).length, 1);
+  journal.close();
+});
