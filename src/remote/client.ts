@@ -27,6 +27,7 @@ import {
   logIntroduction,
   PROJECT_HEADER,
   type Remote,
+  silenceLimitMs,
 } from "./remote.ts";
 import { dial, DialError } from "./dial.ts";
 import { VERSION } from "../version.ts";
@@ -268,15 +269,16 @@ export class RemoteClient implements Remote {
   #startHeartbeat(link: PeerLink): void {
     const { heartbeatMs, log } = this.#options;
     this.#stopHeartbeat();
-    // Checked four times per interval, so silence is caught within
-    // 2 × heartbeatMs of the last frame whatever the timer's phase.
+    // Checked forty times per interval (livenessTick): silence is caught
+    // at 2 × heartbeatMs of the last frame, whatever the timer's phase.
     const tick = livenessTick(heartbeatMs);
+    const limit = silenceLimitMs(heartbeatMs);
     let lastPing = 0; // the first PING at the first tick: a fresh link's check
     this.#heartbeat = setInterval(() => {
       if (!link.has("heartbeat")) return;
       const now = Date.now();
       const silentMs = now - link.lastHeard;
-      if (silentMs >= 2 * heartbeatMs) {
+      if (silentMs > limit) {
         log.warn(`server silent for ${silentMs} ms; dropping the connection`);
         link.terminate("heartbeat lost");
         return;

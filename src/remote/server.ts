@@ -29,6 +29,7 @@ import {
   logIntroduction,
   PROJECT_HEADER,
   type Remote,
+  silenceLimitMs,
 } from "./remote.ts";
 import {
   type Decision,
@@ -151,6 +152,7 @@ export class RemoteServer implements Remote {
   #startLiveness(): void {
     const { heartbeatMs, log } = this.#options;
     const tick = livenessTick(heartbeatMs);
+    const limit = silenceLimitMs(heartbeatMs);
     let lastPing = Date.now();
     this.#liveness = setInterval(() => {
       const now = Date.now();
@@ -158,7 +160,7 @@ export class RemoteServer implements Remote {
       if (ping) lastPing = now;
       for (const link of this.#peers.all()) {
         const silentMs = now - link.lastHeard;
-        if (silentMs >= 2 * heartbeatMs) {
+        if (silentMs > limit) {
           log.warn(
             `${link.title}: silent for ${silentMs} ms (no pong); dropping it`,
           );

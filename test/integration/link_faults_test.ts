@@ -17,10 +17,10 @@ import { type Answer, LocalClient } from "../helpers/local_client.ts";
 import { TcpProxy } from "../helpers/tcp_proxy.ts";
 
 const HEARTBEAT_MS = 500;
-/** How often liveness is looked at (remote.ts: livenessTick). */
-const TICK_MS = HEARTBEAT_MS / 10;
 /** Log timestamps are whole milliseconds; timers fire a little late. */
 const SLACK_MS = 150;
+/** How often liveness is looked at (remote.ts: livenessTick). */
+const TICK_MS = HEARTBEAT_MS / 40;
 const PER_SIDE = 90;
 const ROUNDS = 2;
 
