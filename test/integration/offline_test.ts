@@ -126,3 +126,27 @@ Deno.test("a full journal refuses new requests with -5 busy, and takes them agai
     /journal full: the 1 oldest result\(s\) dropped/,
   );
 });
+
+Deno.test('SIGHUP changes the offline policy: "reject" answers -2 at once, "queue" again waits', async () => {
+  const port = freePort();
+  await using prefix = await Prefix.create(clientConfig(port), {
+    scripts: [],
+  });
+  await using client = await DaemonProcess.start(prefix);
+  await using local = await LocalClient.connect(client.socket);
+  await local.send({ name: "exit-with", id: "queued", params: 6 });
+
+  await prefix.writeConfig(clientConfig(port, { offline: "reject" }));
+  Deno.kill(client.child.pid, "SIGHUP");
+  await client.waitForLog(/SIGHUP: configuration reloaded/);
+  const rejected = await local.request({ name: "noop", id: "rejected" });
+  assertEquals([rejected.status, rejected.id], [-2, "rejected"]);
+
+  // What was queued before stays queued, and goes out when a server comes.
+  await using serverPrefix = await Prefix.create(serverConfig({ port }), {
+    scripts: ["exit-with"],
+  });
+  await using _server = await DaemonProcess.start(serverPrefix);
+  const queued = await local.next(15_000);
+  assertEquals([queued.status, queued.id], [6, "queued"]);
+});
