@@ -107,6 +107,11 @@ export class Journal {
   /** When a write last failed; a transaction with a failed write. */
   #failedAt = -Infinity;
   #poisoned = false;
+  /** The WAL, for fsync; commits whose fsync is under way. */
+  #wal: Deno.FsFile | undefined;
+  readonly #syncing = new Set<PromiseWithResolvers<void>>();
+  /** The last transaction committed; resolves once it is durable. */
+  #lastFlushed: Promise<void> = Promise.resolve();
 
   private constructor(
     db: DatabaseSync,
@@ -165,7 +170,7 @@ export class Journal {
   static #openFile(path: string, options: JournalOptions): Journal {
     const { log } = options;
     try {
-      return new Journal(Journal.#prepare(path, options), path, options);
+      return new Journal(Journal.#prepare(path), path, options);
     } catch (error) {
       if (error instanceof JournalLockedError) throw error;
       const aside = `${path}.unreadable-${Date.now()}`;
@@ -187,7 +192,7 @@ export class Journal {
         }); moved to ${aside}, starting with an empty journal: requests and results it held are skipped`,
       );
       try {
-        return new Journal(Journal.#prepare(path, options), path, options);
+        return new Journal(Journal.#prepare(path), path, options);
       } catch (again) {
         log.error(
           `journal: ${path} cannot be created (${
@@ -201,13 +206,13 @@ export class Journal {
 
   static #inMemory(options: JournalOptions): Journal {
     return new Journal(
-      Journal.#prepare(":memory:", options),
+      Journal.#prepare(":memory:"),
       "memory",
       options,
     );
   }
 
-  static #prepare(path: string, { durability }: JournalOptions): DatabaseSync {
+  static #prepare(path: string): DatabaseSync {
     const db = new DatabaseSync(path);
     try {
       // One daemon per journal: two would replay and run the same requests.
@@ -226,7 +231,9 @@ export class Journal {
       }
       db.exec("PRAGMA journal_mode = WAL");
       db.exec(
-        `PRAGMA synchronous = ${durability === "fsync" ? "FULL" : "NORMAL"}`,
+        // NORMAL: a commit writes the WAL without waiting for the disk;
+        // with "fsync", flush() then syncs the WAL off the event loop.
+        "PRAGMA synchronous = NORMAL",
       );
       const check = db.prepare("PRAGMA quick_check").get() as
         | Record<string, unknown>
@@ -325,7 +332,7 @@ export class Journal {
    * about to be sent, a script about to start).
    */
   committed(): Promise<void> {
-    if (!this.#inTransaction) return Promise.resolve();
+    if (!this.#inTransaction) return this.#lastFlushed;
     if (this.#soon === undefined) {
       // setTimeout(0) would wait 2 ms here; setImmediate does not.
       this.#soon = setImmediate(() => this.flush());
@@ -340,7 +347,12 @@ export class Journal {
    * next request.
    */
   committedLater(): Promise<void> {
-    return this.#commit?.promise ?? Promise.resolve();
+    return this.#commit?.promise ?? this.#lastFlushed;
+  }
+
+  /** Whether a write is not yet durable (open, or its fsync under way). */
+  get pending(): boolean {
+    return this.#inTransaction || this.#syncing.size > 0;
   }
 
   #begin(): void {
@@ -359,14 +371,19 @@ export class Journal {
     this.#later = setTimeout(() => this.flush(), LAZY_COMMIT_MS);
   }
 
-  /** Commits the open transaction now. */
-  flush(): void {
+  /**
+   * Commits the open transaction now; its waiters hear once it is durable
+   * (`sync`: before this returns, at close).
+   */
+  flush(sync = false): void {
     clearTimeout(this.#later);
     if (this.#soon !== undefined) clearImmediate(this.#soon);
     this.#later = undefined;
     this.#soon = undefined;
     if (!this.#inTransaction) return;
     const commit = this.#commit!;
+    // Until the next one, what waits for "everything so far" waits for this.
+    this.#lastFlushed = commit.promise;
     const poisoned = this.#poisoned;
     this.#inTransaction = false;
     this.#commit = undefined;
@@ -374,8 +391,6 @@ export class Journal {
     try {
       if (poisoned) throw new Error("a write in it failed");
       this.db.exec("COMMIT");
-      commit.resolve();
-      return;
     } catch (error) {
       this.#fail(error as Error);
       try {
@@ -389,7 +404,56 @@ export class Journal {
           `the journal could not be written: ${(error as Error).message}`,
         ),
       );
+      return;
     }
+    const wal = this.#walFile();
+    if (!wal) return commit.resolve();
+    if (sync) {
+      this.#syncNow(wal, commit);
+      return;
+    }
+    // The fsync runs on a thread of its own, not holding the event loop;
+    // one that starts after this commit covers it (and those before).
+    this.#syncing.add(commit);
+    wal.syncData().then(
+      () => commit.resolve(),
+      (error: Error) => {
+        if (!this.#closed) this.#fail(error);
+        commit.reject(
+          new Error(`the journal could not be synced: ${error.message}`),
+        );
+      },
+    ).finally(() => this.#syncing.delete(commit));
+  }
+
+  /** Syncs the WAL on this thread (at close): covers every commit so far. */
+  #syncNow(wal: Deno.FsFile, commit?: PromiseWithResolvers<void>): void {
+    try {
+      wal.syncDataSync();
+      commit?.resolve();
+      for (const waiting of this.#syncing) waiting.resolve();
+    } catch (error) {
+      this.#fail(error as Error);
+      commit?.reject(error);
+    }
+  }
+
+  /**
+   * The WAL file, opened once to sync it ("fsync" durability only). With
+   * the exclusive lock it stays (SQLite truncates, never deletes it).
+   */
+  #walFile(): Deno.FsFile | undefined {
+    if (this.#options.durability !== "fsync" || this.where === "memory") {
+      return undefined;
+    }
+    if (!this.#wal) {
+      try {
+        this.#wal = Deno.openSync(`${this.where}-wal`, { read: true });
+      } catch {
+        return undefined; // No WAL yet: nothing was written.
+      }
+    }
+    return this.#wal;
   }
 
   /**
@@ -416,8 +480,12 @@ export class Journal {
   /** Commits what is open and closes the database. */
   close(): void {
     if (this.#closed) return;
-    this.flush();
+    this.flush(true);
+    const wal = this.#walFile();
+    if (wal && this.#syncing.size > 0) this.#syncNow(wal);
     this.#closed = true;
+    this.#wal?.close();
+    this.#wal = undefined;
     this.#statements.clear();
     this.db.close();
   }

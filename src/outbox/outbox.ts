@@ -143,6 +143,20 @@ export class Outbox {
       return;
     }
     this.#arm(entry);
+    const journal = rows.journal;
+    if (journal.pending && !(link.has("ack") && !entry.command)) {
+      // Requests before it wait for their commit; this one (a command, or
+      // to a peer without ack) must not overtake them on the link.
+      entry.state = "committing";
+      entry.link = link;
+      const go = () => {
+        if (entry.state !== "committing") return;
+        entry.state = "queued";
+        this.#dispatch(entry, link.isReady ? link : undefined);
+      };
+      journal.committed().then(go, go);
+      return;
+    }
     this.#dispatch(entry, link);
   }
 
