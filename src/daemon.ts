@@ -58,6 +58,7 @@ export class Daemon {
   readonly #inbox: Inbox;
   #compactTimer: ReturnType<typeof setInterval> | undefined;
   #compactedAt = 0;
+  #finishedSinceCompact = 0;
 
   constructor(options: DaemonOptions) {
     this.#options = options;
@@ -136,13 +137,22 @@ export class Daemon {
       maxMessageBytes: config.maxMessageBytes,
       offline: offlinePolicy(config),
       queueTtlMs: config.queueTtlMs,
+      resultRetentionMs: config.resultRetentionMs,
+      onFinished: () => {
+        // maxResults is kept within a tenth: compaction every tenth of it.
+        const { maxResults } = this.#options.config;
+        if (++this.#finishedSinceCompact < Math.ceil(maxResults / 10)) {
+          return;
+        }
+        this.#compact();
+      },
       onFull: () => {
         // Compaction runs at most once a second; then the oldest results
         // make room, if there are any.
         if (Date.now() - this.#compactedAt >= 1_000) this.#compact();
         if (this.#journal.hasRoom()) return;
         const evicted = this.#outboxRows.evict(
-          Math.max(1, Math.ceil(config.journalMaxRows / 100)),
+          Math.max(1, Math.ceil(this.#options.config.journalMaxRows / 100)),
         );
         if (evicted > 0) {
           log.info(
@@ -216,11 +226,14 @@ export class Daemon {
     this.#outbox.configure({
       offline: offlinePolicy(config),
       queueTtlMs: config.queueTtlMs,
+      resultRetentionMs: config.resultRetentionMs,
     });
     this.#remote.reloadTrust(
       config.trust,
       config.mode === "client" ? config.peerScripts : undefined,
     );
+    // Result bounds and retention are read from it as they are used.
+    this.#options.config = config;
     log.info("SIGHUP: configuration reloaded");
   }
 
@@ -247,6 +260,7 @@ export class Daemon {
   /** Drops results past resultRetentionMs and runs no redelivery needs. */
   #compact(): void {
     this.#compactedAt = Date.now();
+    this.#finishedSinceCompact = 0;
     const { resultRetentionMs, maxResults } = this.#options.config;
     const removed = this.#outboxRows.compact(resultRetentionMs, maxResults) +
       this.#runRows.compact(resultRetentionMs);
@@ -288,7 +302,7 @@ export class Daemon {
   }
 
   #owedByPeers(): number {
-    return this.#outbox.owned;
+    return this.#outbox.owedByPeers;
   }
 }
 

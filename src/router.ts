@@ -20,6 +20,7 @@ import {
   parseMessage,
   ProtocolError,
   REMOTE_COMMAND,
+  requestKey,
   requestMs,
   Status,
   type StatusReport,
@@ -200,6 +201,7 @@ export class Router implements LocalHandler {
       });
     }
     requestMs(message, "timeoutMs"); // a bad one is -4 here, before it travels
+    requestKey(message);
     const deadlineMs = requestMs(message, "deadlineMs") ??
       this.#options.deadlineMs;
     if (this.#stopping) {

@@ -15,6 +15,7 @@
  */
 
 import {
+  MAX_KEY_CHARS,
   type Message,
   parseMessage,
   requestMs,
@@ -47,7 +48,8 @@ export interface InboxOptions {
  */
 export function runKey(message: Message, ref: string): string {
   const key = message.fields.key;
-  return typeof key === "string" && key.length <= 256
+  return typeof key === "string" && key.length >= 1 &&
+      key.length <= MAX_KEY_CHARS
     ? `key:${key}`
     : `ref:${ref}`;
 }

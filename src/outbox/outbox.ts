@@ -55,8 +55,12 @@ export interface OutboxOptions {
   offline: OfflinePolicy;
   /** How long a request may wait for a peer, when its deadline is longer. */
   queueTtlMs: number;
+  /** How long a status stays fetchable with RESULT. */
+  resultRetentionMs: number;
   /** Called when the journal is full, to drop old results before refusing. */
   onFull?: () => void;
+  /** Called as each request ends, so that results are kept within bounds. */
+  onFinished?: () => void;
 }
 
 const encoder = new TextEncoder();
@@ -72,15 +76,26 @@ export class Outbox {
   }
 
   /** New policy and limits (SIGHUP), for requests from now on. */
-  configure(limits: Pick<OutboxOptions, "offline" | "queueTtlMs">): void {
+  configure(
+    limits: Pick<OutboxOptions, "offline" | "queueTtlMs" | "resultRetentionMs">,
+  ): void {
     this.#options.offline = limits.offline;
     this.#options.queueTtlMs = limits.queueTtlMs;
+    this.#options.resultRetentionMs = limits.resultRetentionMs;
   }
 
-  /** Requests whose asker still waits on a local connection. */
-  get owned(): number {
+  /**
+   * Requests whose asker still waits on a local connection for a status a
+   * connected peer owes (shutdown waits for those; one queued, or waiting
+   * for a peer that is away, stays in the journal instead).
+   */
+  get owedByPeers(): number {
     let count = 0;
-    for (const entry of this.#entries.values()) if (entry.owner) count++;
+    for (const entry of this.#entries.values()) {
+      if (entry.owner && entry.link?.isOpen && entry.state !== "committing") {
+        count++;
+      }
+    }
     return count;
   }
 
@@ -219,6 +234,10 @@ export class Outbox {
     if (!row) return { state: "unknown" };
     if (row.state !== "done" || row.status === null) {
       return { state: "pending" };
+    }
+    // Past its retention it is gone, whether or not compaction has run.
+    if ((row.done_at ?? 0) < Date.now() - this.#options.resultRetentionMs) {
+      return { state: "unknown" };
     }
     try {
       return { state: "done", result: JSON.parse(row.status) };
@@ -422,6 +441,7 @@ export class Outbox {
     const owner = entry.owner;
     entry.owner = undefined;
     owner?.settle(shown);
+    this.#options.onFinished?.();
   }
 
   /** Keeps the journal row in step with `state`. */

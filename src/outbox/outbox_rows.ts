@@ -27,6 +27,7 @@ export interface OutboxRow {
   deadline_at: number | null;
   expires_at: number | null;
   status: string | null;
+  done_at: number | null;
 }
 
 /** The id as the journal keys it: JSON, so 1 and "1" stay apart. */

@@ -13,6 +13,7 @@ import {
   startPair,
 } from "../helpers/daemon.ts";
 import { type Answer, LocalClient } from "../helpers/local_client.ts";
+import { until } from "../helpers/wait.ts";
 
 const COUNT = 20;
 
@@ -149,4 +150,43 @@ Deno.test('SIGHUP changes the offline policy: "reject" answers -2 at once, "queu
   await using _server = await DaemonProcess.start(serverPrefix);
   const queued = await local.next(15_000);
   assertEquals([queued.status, queued.id], [6, "queued"]);
+});
+
+Deno.test("SIGTERM with only queued requests (no peer, nothing running) stops at once and keeps them", async () => {
+  const port = freePort();
+  await using prefix = await Prefix.create(clientConfig(port), {
+    scripts: [],
+  });
+  const client = await DaemonProcess.start(prefix, {
+    args: ["--log-level", "debug"],
+  });
+  await using _client = client;
+  await using local = await LocalClient.connect(client.socket);
+  await local.send({ name: "exit-with", id: "kept", params: 7 });
+  await client.waitForLog(/request [0-9a-f]+ queued/);
+  const asked = Date.now();
+  assertEquals((await client.stop("SIGTERM")).code, 0);
+  assert(Date.now() - asked < 5_000, "did not sit out shutdownGraceMs");
+  assertEquals(client.count(/1 request\(s\) not finished are kept/), 1);
+
+  await using again = await DaemonProcess.start(prefix);
+  await using serverPrefix = await Prefix.create(serverConfig({ port }), {
+    scripts: ["exit-with"],
+  });
+  await using _server = await DaemonProcess.start(serverPrefix);
+  await using asker = await LocalClient.connect(again.socket);
+  const result = await until(
+    async () => {
+      const answer = await asker.request({
+        name: "+cmd",
+        id: "r",
+        params: { code: "RESULT", data: { id: "kept" } },
+      });
+      const data = answer.data as { state: string; result?: Answer };
+      return data.state === "done" ? data.result : undefined;
+    },
+    15_000,
+    "the kept request to run after the restart",
+  );
+  assertEquals([result?.status, result?.id], [7, "kept"]);
 });
