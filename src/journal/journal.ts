@@ -112,6 +112,9 @@ export class Journal {
   readonly #syncing = new Set<PromiseWithResolvers<void>>();
   /** The last transaction committed; resolves once it is durable. */
   #lastFlushed: Promise<void> = Promise.resolve();
+  /** The same, resolved as soon as it is committed, before its fsync. */
+  #written: PromiseWithResolvers<void> | undefined;
+  #lastWritten: Promise<void> = Promise.resolve();
 
   private constructor(
     db: DatabaseSync,
@@ -346,6 +349,18 @@ export class Journal {
   }
 
   /**
+   * Resolves once every write so far is committed, before its fsync: it
+   * then survives the daemon's death (kill -9), not yet a power loss. For
+   * a request about to be sent: a power loss in that window can lose its
+   * record, not make anything run twice.
+   */
+  written(): Promise<void> {
+    if (!this.#inTransaction) return this.#lastWritten;
+    this.committed(); // Schedules the commit right after this turn's I/O.
+    return this.#written!.promise;
+  }
+
+  /**
    * Resolves once every write so far is committed, whenever that happens:
    * for what may wait (an acknowledgement), so that a commit, which holds
    * the event loop for its fsync, does not run between a status and the
@@ -371,8 +386,10 @@ export class Journal {
     this.db.exec("BEGIN");
     this.#inTransaction = true;
     this.#commit = Promise.withResolvers<void>();
+    this.#written = Promise.withResolvers<void>();
     // Handled here too: a failed commit nobody waits for is only logged.
     this.#commit.promise.catch(() => {});
+    this.#written.promise.catch(() => {});
     this.#later = setTimeout(() => this.flush(), LAZY_COMMIT_MS);
   }
 
@@ -387,8 +404,11 @@ export class Journal {
     this.#soon = undefined;
     if (!this.#inTransaction) return;
     const commit = this.#commit!;
+    const written = this.#written!;
     // Until the next one, what waits for "everything so far" waits for this.
     this.#lastFlushed = commit.promise;
+    this.#lastWritten = written.promise;
+    this.#written = undefined;
     const poisoned = this.#poisoned;
     this.#inTransaction = false;
     this.#commit = undefined;
@@ -404,13 +424,14 @@ export class Journal {
         // SQLite rolled it back itself.
       }
       // Nothing may be acknowledged or started on the strength of it.
-      commit.reject(
-        new Error(
-          `the journal could not be written: ${(error as Error).message}`,
-        ),
+      const failure = new Error(
+        `the journal could not be written: ${(error as Error).message}`,
       );
+      commit.reject(failure);
+      written.reject(failure);
       return;
     }
+    written.resolve();
     const wal = this.#walFile();
     if (!wal) return commit.resolve();
     if (sync) {

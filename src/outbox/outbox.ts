@@ -169,7 +169,7 @@ export class Outbox {
         entry.state = "queued";
         this.#dispatch(entry, link.isReady ? link : undefined);
       };
-      journal.committed().then(go, go);
+      journal.written().then(go, go);
       return;
     }
     this.#dispatch(entry, link);
@@ -268,7 +268,9 @@ export class Outbox {
       entry.link = link;
       entry.peer = link.name;
       this.#record(entry, "sent", link.name);
-      this.#options.rows.journal.committed().then(() => {
+      // Committed is enough to send (it survives kill -9); the fsync
+      // goes on meanwhile: see Journal.written().
+      this.#options.rows.journal.written().then(() => {
         if (entry.state !== "committing") return;
         if (entry.link?.isReady) this.#transmit(entry, entry.link);
         else this.#dispatch(entry);
