@@ -127,10 +127,13 @@ async function main(args: string[]): Promise<void> {
   try {
     // The constructor opens the journal, which another daemon may hold.
     daemon = new Daemon({ prefix, config, log, env: Deno.env.toObject() });
-    await daemon.start();
   } catch (error) {
     fail(`cannot start: ${(error as Error).message}`, 1);
   }
+  // Signals are taken before the ready line, which is what a supervisor (or
+  // a test) waits for before it may signal: one that came between the two
+  // would end the daemon by its default action.
+  const started = Promise.withResolvers<void>();
   const stopped = Promise.withResolvers<void>();
   let stopping = false;
   const onSignal = (signal: Deno.Signal) => () => {
@@ -141,7 +144,10 @@ async function main(args: string[]): Promise<void> {
     }
     stopping = true;
     log.info(`${signal} received`);
-    daemon.stop().then(stopped.resolve, stopped.reject);
+    started.promise.then(() => daemon.stop()).then(
+      stopped.resolve,
+      stopped.reject,
+    );
   };
   Deno.addSignalListener("SIGINT", onSignal("SIGINT"));
   Deno.addSignalListener("SIGTERM", onSignal("SIGTERM"));
@@ -167,6 +173,12 @@ async function main(args: string[]): Promise<void> {
         ),
     );
   });
+  try {
+    await daemon.start();
+  } catch (error) {
+    fail(`cannot start: ${(error as Error).message}`, 1);
+  }
+  started.resolve();
   await stopped.promise;
   Deno.exit(0);
 }

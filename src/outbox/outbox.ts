@@ -21,7 +21,6 @@
 
 import {
   type Message,
-  parseMessage,
   relayedReport,
   Status,
   type StatusData,
@@ -33,13 +32,9 @@ import { FRAME_SLACK_BYTES, type PeerLink } from "../remote/peer_link.ts";
 import type { Remote } from "../remote/remote.ts";
 import type { Logger } from "../log.ts";
 import { newRef } from "./ref.ts";
-import { idColumn, type OutboxRows, type RowState } from "./outbox_rows.ts";
-import {
-  type Entry,
-  entryFromRow,
-  type Owner,
-  type ResultState,
-} from "./entry.ts";
+import type { OutboxRows, RowState } from "./outbox_rows.ts";
+import { type Entry, type Owner, type ResultState } from "./entry.ts";
+import { readJournal } from "./replay.ts";
 import { BlindIndex } from "./blind.ts";
 
 export type { Owner, ResultState };
@@ -181,69 +176,28 @@ export class Outbox {
    * Blind ones may have run and cannot be asked about again: -6.
    */
   replay(): void {
-    const { rows, log } = this.#options;
-    let waiting = 0;
-    let unknown = 0;
-    let skipped = 0;
-    for (const row of rows.unfinished()) {
-      let message: Message;
-      try {
-        message = parseMessage(row.frame);
-      } catch {
-        rows.drop(row.ref);
-        skipped++;
-        continue;
-      }
-      const entry = entryFromRow(row, message);
-      if (row.state === "blind") {
-        unknown++;
-        this.#finish(entry, {
-          status: Status.OUTCOME_UNKNOWN,
-          error:
-            `this daemon restarted before ${row.peer}'s status came back; the request was sent, so it may have run`,
-          peer: row.peer ?? undefined,
-        });
-        continue;
-      }
-      if (!["queued", "sent", "acked"].includes(row.state)) {
-        rows.drop(row.ref);
-        skipped++;
-        continue;
-      }
-      if (entry.state === "sent" && entry.peer === undefined) {
-        entry.state = "queued";
-      }
-      waiting++;
+    const { waiting, blind } = readJournal(
+      this.#options.rows,
+      this.#options.log,
+    );
+    for (const entry of blind) {
+      this.#finish(entry, {
+        status: Status.OUTCOME_UNKNOWN,
+        error:
+          `this daemon restarted before ${entry.peer}'s status came back; the request was sent, so it may have run`,
+        peer: entry.peer,
+      });
+    }
+    for (const entry of waiting) {
       this.#entries.set(entry.ref, entry);
       this.#arm(entry);
       if (entry.state !== "queued") this.#awaitPeer(entry);
-    }
-    if (waiting + unknown + skipped > 0) {
-      log.info(
-        `journal: ${waiting} request(s) from before the restart to deliver or wait for, ${unknown} answered -6 (outcome unknown)${
-          skipped ? `, ${skipped} unreadable row(s) skipped` : ""
-        }`,
-      );
     }
   }
 
   /** What `RESULT` says of the newest request with this id. */
   result(id: unknown): ResultState {
-    const key = idColumn(true, id);
-    const row = key === null ? undefined : this.#options.rows.byId(key);
-    if (!row) return { state: "unknown" };
-    if (row.state !== "done" || row.status === null) {
-      return { state: "pending" };
-    }
-    // Past its retention it is gone, whether or not compaction has run.
-    if ((row.done_at ?? 0) < Date.now() - this.#options.resultRetentionMs) {
-      return { state: "unknown" };
-    }
-    try {
-      return { state: "done", result: JSON.parse(row.status) };
-    } catch {
-      return { state: "unknown" };
-    }
+    return this.#options.rows.resultOf(id, this.#options.resultRetentionMs);
   }
 
   /** Sends a queued request to `link`, or to the next ready one. */

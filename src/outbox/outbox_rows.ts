@@ -12,6 +12,7 @@
 
 import type { Journal } from "../journal/journal.ts";
 import type { StatusReport } from "../protocol.ts";
+import type { ResultState } from "./entry.ts";
 
 export type RowState = "queued" | "sent" | "acked" | "blind" | "done";
 
@@ -110,6 +111,27 @@ export class OutboxRows {
   /** Drops a row that cannot be read. */
   drop(ref: string): void {
     this.#journal.write("DELETE FROM outbox WHERE ref = ?", [ref], -1);
+  }
+
+  /**
+   * What `RESULT` says of the newest request with this id: a result past
+   * its retention is gone, whether or not compaction has run.
+   */
+  resultOf(id: unknown, retentionMs: number): ResultState {
+    const key = idColumn(true, id);
+    const row = key === null ? undefined : this.byId(key);
+    if (!row) return { state: "unknown" };
+    if (row.state !== "done" || row.status === null) {
+      return { state: "pending" };
+    }
+    if ((row.done_at ?? 0) < Date.now() - retentionMs) {
+      return { state: "unknown" };
+    }
+    try {
+      return { state: "done", result: JSON.parse(row.status) };
+    } catch {
+      return { state: "unknown" };
+    }
   }
 
   /** The newest request with this id, for `RESULT`. */

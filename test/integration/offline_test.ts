@@ -133,9 +133,12 @@ Deno.test('SIGHUP changes the offline policy: "reject" answers -2 at once, "queu
   await using prefix = await Prefix.create(clientConfig(port), {
     scripts: [],
   });
-  await using client = await DaemonProcess.start(prefix);
+  await using client = await DaemonProcess.start(prefix, {
+    args: ["--log-level", "debug"],
+  });
   await using local = await LocalClient.connect(client.socket);
   await local.send({ name: "exit-with", id: "queued", params: 6 });
+  await client.waitForLog(/request [0-9a-f]+ queued/);
 
   await prefix.writeConfig(clientConfig(port, { offline: "reject" }));
   Deno.kill(client.child.pid, "SIGHUP");
