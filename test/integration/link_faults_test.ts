@@ -18,7 +18,7 @@ import { TcpProxy } from "../helpers/tcp_proxy.ts";
 
 const HEARTBEAT_MS = 500;
 /** Log timestamps are whole milliseconds; timers fire a little late. */
-const SLACK_MS = 150;
+const SLACK_MS = 250;
 /** How often liveness is looked at (remote.ts: livenessTick). */
 const TICK_MS = HEARTBEAT_MS / 40;
 const PER_SIDE = 90;
