@@ -244,7 +244,10 @@ export class Daemon {
     this.#compact();
     this.#outbox.replay();
     this.#inbox.replay();
-    this.#compactTimer = setInterval(() => this.#compact(), COMPACT_EVERY_MS);
+    this.#compactTimer = setInterval(
+      () => this.#compact(true),
+      COMPACT_EVERY_MS,
+    );
     // The WebSocket side first: a taken port leaves no socket file behind.
     const started = await this.#remote.start(this.#frames);
     const remote = config.mode === "server"
@@ -258,12 +261,17 @@ export class Daemon {
   }
 
   /** Drops results past resultRetentionMs and runs no redelivery needs. */
-  #compact(): void {
+  /**
+   * `checkpoint`: also fold the WAL into the database (the minute's
+   * compaction only: a checkpoint syncs twice on the event loop).
+   */
+  #compact(checkpoint = false): void {
     this.#compactedAt = Date.now();
     this.#finishedSinceCompact = 0;
     const { resultRetentionMs, maxResults } = this.#options.config;
-    const removed = this.#outboxRows.compact(resultRetentionMs, maxResults) +
-      this.#runRows.compact(resultRetentionMs);
+    const removed =
+      this.#outboxRows.compact(resultRetentionMs, maxResults, checkpoint) +
+      this.#runRows.compact(resultRetentionMs, checkpoint);
     if (removed > 0) {
       this.#options.log.debug(`journal: ${removed} old row(s) dropped`);
     }

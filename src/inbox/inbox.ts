@@ -198,8 +198,12 @@ export class Inbox {
       peer,
       timeoutMs,
       beforeStart: async () => {
+        // Its row went with a batch that could not be written: it must not
+        // run unrecorded (a redelivery would run it again).
+        if (!rows.started(peer, key)) {
+          return "busy: not started: the journal could not record it";
+        }
         marked = true;
-        rows.started(peer, key);
         try {
           await rows.journal.committed();
           return undefined;
@@ -242,9 +246,10 @@ export class Inbox {
       candidate.isReady && candidate.name === peer && candidate.has("ack")
     );
     if (!link) return; // Sent when the peer is back (onReady).
-    for (const ref of rows.owedRefs(peer, key)) {
-      this.#send(link, { ...status }, firstRef, ref);
-    }
+    // The first ref is answered even if its "owed" row was lost with a
+    // batch that could not be written: its asker waits for it.
+    const refs = new Set([firstRef, ...rows.owedRefs(peer, key)]);
+    for (const ref of refs) this.#send(link, { ...status }, firstRef, ref);
   }
 
   /** Commits what is recorded (at shutdown, before the links close). */

@@ -73,11 +73,12 @@ export class RunRows {
     );
   }
 
-  started(peer: string, key: string): void {
-    this.journal.write(
+  /** Marks a run started; false if its row is gone (a rolled-back batch). */
+  started(peer: string, key: string): boolean {
+    return this.journal.write(
       "UPDATE runs SET state = 'started', started_at = ? WHERE peer = ? AND key = ?",
       [Date.now(), peer, key],
-    );
+    ) === 1;
   }
 
   pid(peer: string, key: string, pid: number): void {
@@ -159,7 +160,7 @@ export class RunRows {
    * been acknowledged (a redelivery comes long before). A status still owed
    * is kept for OWED_RETENTION_MS, for an asker that comes back late.
    */
-  compact(retentionMs: number): number {
+  compact(retentionMs: number, checkpoint = true): number {
     const now = Date.now();
     const owedBefore = now - Math.max(retentionMs, OWED_RETENTION_MS);
     return this.journal.compact([
@@ -175,6 +176,6 @@ export class RunRows {
              WHERE owed.peer = runs.peer AND owed.key = runs.key)`,
         [now - retentionMs],
       ],
-    ]);
+    ], checkpoint);
   }
 }

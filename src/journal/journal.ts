@@ -107,6 +107,8 @@ export class Journal {
   /** When a write last failed; a transaction with a failed write. */
   #failedAt = -Infinity;
   #poisoned = false;
+  /** Set when an fsync failed: why nothing is promised durable any more. */
+  #broken = "";
   /** The WAL, for fsync; commits whose fsync is under way. */
   #wal: Deno.FsFile | undefined;
   readonly #syncing = new Set<PromiseWithResolvers<void>>();
@@ -124,6 +126,21 @@ export class Journal {
     this.db = db;
     this.where = where;
     this.#options = options;
+    if (options.durability === "fsync" && where !== "memory") {
+      try {
+        // A write makes SQLite create the WAL, which stays while it is open.
+        db.exec("PRAGMA user_version = 1");
+        this.#wal = Deno.openSync(`${where}-wal`, { read: true });
+      } catch (error) {
+        // Without a handle to sync, SQLite syncs each commit itself.
+        db.exec("PRAGMA synchronous = FULL");
+        options.log.warn(
+          `journal: ${where}-wal cannot be opened (${
+            (error as Error).message
+          }); each commit is synced by SQLite, holding the event loop`,
+        );
+      }
+    }
     this.#rows = TABLES.reduce(
       (sum, table) =>
         sum +
@@ -253,6 +270,7 @@ export class Journal {
 
   /** Whether one more row fits within journalMaxRows and journalMaxBytes. */
   hasRoom(): boolean {
+    if (this.#broken) return false;
     if (Date.now() - this.#failedAt < FAILED_MS) return false;
     if (this.#rows >= this.#options.maxRows) return false;
     // Measured every 64 writes: a row is small against the bound.
@@ -340,6 +358,7 @@ export class Journal {
    * about to be sent, a script about to start).
    */
   committed(): Promise<void> {
+    if (this.#broken) return this.#refusal();
     if (!this.#inTransaction) return this.#lastFlushed;
     if (this.#soon === undefined) {
       // setTimeout(0) would wait 2 ms here; setImmediate does not.
@@ -355,6 +374,7 @@ export class Journal {
    * record, not make anything run twice.
    */
   written(): Promise<void> {
+    if (this.#broken) return this.#refusal();
     if (!this.#inTransaction) return this.#lastWritten;
     this.committed(); // Schedules the commit right after this turn's I/O.
     return this.#written!.promise;
@@ -367,7 +387,15 @@ export class Journal {
    * next request.
    */
   committedLater(): Promise<void> {
+    if (this.#broken) return this.#refusal();
     return this.#commit?.promise ?? this.#lastFlushed;
+  }
+
+  /** A rejected promise, handled once so that it never goes unhandled. */
+  #refusal(): Promise<void> {
+    const refused = Promise.reject(new Error(this.#broken));
+    refused.catch(() => {});
+    return refused;
   }
 
   /** Whether a write is not yet durable (open, or its fsync under way). */
@@ -444,7 +472,15 @@ export class Journal {
     wal.syncData().then(
       () => commit.resolve(),
       (error: Error) => {
-        if (!this.#closed) this.#fail(error);
+        if (!this.#closed) {
+          this.#fail(error);
+          // Linux reports a lost write-back once: a later fsync may succeed
+          // over frames that never reached the disk. Nothing is promised
+          // durable again until a restart replays the journal.
+          this.#broken =
+            `the journal's disk failed (${error.message}); restart the daemon`;
+          this.#options.log.error(`journal: ${this.#broken}`);
+        }
         commit.reject(
           new Error(`the journal could not be synced: ${error.message}`),
         );
@@ -465,20 +501,11 @@ export class Journal {
   }
 
   /**
-   * The WAL file, opened once to sync it ("fsync" durability only). With
-   * the exclusive lock it stays (SQLite truncates, never deletes it).
+   * The WAL file, opened at the start to sync it ("fsync" durability only;
+   * else, or if it could not be opened, undefined). With the exclusive lock
+   * it stays (SQLite truncates it, and deletes it only at close).
    */
   #walFile(): Deno.FsFile | undefined {
-    if (this.#options.durability !== "fsync" || this.where === "memory") {
-      return undefined;
-    }
-    if (!this.#wal) {
-      try {
-        this.#wal = Deno.openSync(`${this.where}-wal`, { read: true });
-      } catch {
-        return undefined; // No WAL yet: nothing was written.
-      }
-    }
     return this.#wal;
   }
 
@@ -486,14 +513,17 @@ export class Journal {
    * Deletes rows no longer needed (`sql` statements with their params) and
    * gives the file's free pages back: called now and then, off the hot path.
    */
-  compact(statements: [string, (string | number | null)[]][]): number {
+  compact(
+    statements: [string, (string | number | null)[]][],
+    checkpoint = true,
+  ): number {
     let removed = 0;
     for (const [sql, params] of statements) {
       removed += this.write(sql, params, -1);
     }
     this.flush();
     this.#writesSinceMeasured = Infinity; // Measure the room again.
-    if (removed > 0) {
+    if (removed > 0 && checkpoint) {
       try {
         this.db.exec("PRAGMA wal_checkpoint(TRUNCATE)");
       } catch {

@@ -63,6 +63,8 @@ const encoder = new TextEncoder();
 export class Outbox {
   readonly #options: OutboxOptions;
   readonly #entries = new Map<string, Entry>();
+  /** Requests waiting for their row's commit before they go out. */
+  #committing = 0;
   /** Requests sent without a ref (to an original), by link and id. */
   readonly #blind = new BlindIndex();
 
@@ -154,12 +156,14 @@ export class Outbox {
     }
     this.#arm(entry);
     const journal = rows.journal;
-    if (journal.pending && !(link.has("ack") && !entry.command)) {
+    if (this.#committing > 0 && !(link.has("ack") && !entry.command)) {
       // Requests before it wait for their commit; this one (a command, or
       // to a peer without ack) must not overtake them on the link.
       entry.state = "committing";
       entry.link = link;
+      this.#committing++;
       const go = () => {
+        this.#committing--;
         if (entry.state !== "committing") return;
         entry.state = "queued";
         this.#dispatch(entry, link.isReady ? link : undefined);
@@ -221,14 +225,21 @@ export class Outbox {
       entry.state = "committing";
       entry.link = link;
       entry.peer = link.name;
+      // A new row may go out once committed (it survives kill -9; a power
+      // loss can only lose it, see Journal.written()). A row that was on
+      // disk already, queued, must be durable in its new state first: a
+      // power loss would send it to another peer after a restart.
+      const { journal } = this.#options.rows;
+      const wasOnDisk = entry.journaled === true;
       this.#record(entry, "sent", link.name);
-      // Committed is enough to send (it survives kill -9); the fsync
-      // goes on meanwhile: see Journal.written().
-      this.#options.rows.journal.written().then(() => {
+      this.#committing++;
+      (wasOnDisk ? journal.committed() : journal.written()).then(() => {
+        this.#committing--;
         if (entry.state !== "committing") return;
         if (entry.link?.isReady) this.#transmit(entry, entry.link);
         else this.#dispatch(entry);
       }, (error: Error) => {
+        this.#committing--;
         if (entry.state !== "committing") return;
         // Not on disk, so not sent: it never ran and never will.
         this.#finish(entry, {

@@ -160,7 +160,7 @@ export class OutboxRows {
    * Drops results older than `retentionMs`, and the oldest beyond
    * `maxResults`; returns how many went.
    */
-  compact(retentionMs: number, maxResults: number): number {
+  compact(retentionMs: number, maxResults: number, checkpoint = true): number {
     return this.#journal.compact([
       [
         "DELETE FROM outbox WHERE state = 'done' AND done_at < ?",
@@ -172,6 +172,6 @@ export class OutboxRows {
            ORDER BY done_at DESC, rowid DESC LIMIT -1 OFFSET ?)`,
         [maxResults],
       ],
-    ]);
+    ], checkpoint);
   }
 }
