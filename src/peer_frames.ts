@@ -32,7 +32,8 @@ import {
 } from "./protocol.ts";
 import type { ScriptRunner } from "./scripts.ts";
 import {
-  FRAME_SLACK_BYTES,
+  exceeds,
+  frameLimit,
   type PeerHandler,
   type PeerLink,
 } from "./remote/peer_link.ts";
@@ -60,7 +61,6 @@ export interface PeerFramesOptions {
   stopping(): boolean;
 }
 
-const encoder = new TextEncoder();
 const PONG = encodeCommand(REMOTE_COMMAND, CommandCode.PONG, null);
 /** Codes that are the protocol itself, not commands a peer's user sends. */
 const PROTOCOL_CODES = new Set<string>([
@@ -163,10 +163,7 @@ export class PeerFrames implements PeerHandler {
       status.ref = ref;
     }
     let frame = encodeStatusFrame(status);
-    const limit =
-      (link.hello?.maxMessageBytes ?? this.#options.maxMessageBytes) +
-      FRAME_SLACK_BYTES;
-    if (frame.length * 3 > limit && encoder.encode(frame).length > limit) {
+    if (exceeds(frame, frameLimit(link, this.#options.maxMessageBytes))) {
       // An error quoting a long name can outgrow the peer's frame limit;
       // the status itself must still arrive.
       this.#options.log.warn(

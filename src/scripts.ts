@@ -16,12 +16,9 @@ import type { Logger } from "./log.ts";
 import type { Launcher } from "./launch/mod.ts";
 import { GroupEnder, signalGroup } from "./launch/group.ts";
 import { RunSlots } from "./run_slots.ts";
+import { checkRunnable } from "./script_file.ts";
 
-/** Linux caps one argv string at 32 pages minus the terminating NUL. */
-export const MAX_ARG_BYTES = 131_071;
-const MAX_NAME_BYTES = 255;
-
-const encoder = new TextEncoder();
+export { checkScriptName, MAX_ARG_BYTES } from "./script_file.ts";
 
 /**
  * A value as an environment variable: strings as they are, anything else as
@@ -30,20 +27,6 @@ const encoder = new TextEncoder();
 function envValue(value: unknown): string {
   const text = typeof value === "string" ? value : JSON.stringify(value) ?? "";
   return text.replaceAll("\0", "");
-}
-
-/** Why `name` is not a plain script file name, or `undefined` if it is. */
-export function checkScriptName(name: string): string | undefined {
-  if (name === "") return "the name is empty";
-  if (name.includes("\0")) return "the name contains a NUL byte";
-  if (name.includes("/")) return "the name contains '/'";
-  if (name === "." || name === "..") return `the name is '${name}'`;
-  if (name.startsWith(".")) return "the name starts with '.'";
-  if (name.startsWith("-")) return "the name starts with '-'";
-  if (encoder.encode(name).length > MAX_NAME_BYTES) {
-    return `the name is longer than ${MAX_NAME_BYTES} bytes`;
-  }
-  return undefined;
 }
 
 export interface ScriptRequest {
@@ -183,44 +166,13 @@ export class ScriptRunner {
       return status({ status: Status.CANNOT_RUN, error });
     };
 
-    const badName = checkScriptName(request.name);
-    if (badName !== undefined) {
-      return cannotRun(`invalid script name: ${badName}`);
-    }
-    const path = join(this.#scriptsDir, request.name);
-    try {
-      // stat follows links: a symlink the operator placed in scripts/ counts
-      // as the file it points to. Synchronous on purpose: scripts/ is a local
-      // folder, and an async stat cost a thread-pool round trip, 0.3 ms p50
-      // of every request in the bench.
-      const info = Deno.statSync(path);
-      if (!info.isFile) {
-        return cannotRun(`script ${request.name} is not a regular file`);
-      }
-      if (((info.mode ?? 0) & 0o111) === 0) {
-        return cannotRun(`script ${request.name} is not executable`);
-      }
-    } catch (error) {
-      return cannotRun(
-        error instanceof Deno.errors.NotFound
-          ? `no script named ${request.name} in scripts/`
-          : `script ${request.name} cannot be read: ${(error as Error).name}`,
-      );
-    }
-    // Absent params are passed as JSON null, so argv[1] is always JSON.
-    let arg: string;
-    try {
-      arg = JSON.stringify(request.params ?? null);
-    } catch (error) {
-      // Nesting deep enough to overflow the stack.
-      return cannotRun(`params cannot be encoded: ${(error as Error).message}`);
-    }
-    const argBytes = encoder.encode(arg).length;
-    if (argBytes > MAX_ARG_BYTES) {
-      return cannotRun(
-        `params are ${argBytes} bytes as JSON, more than the ${MAX_ARG_BYTES} bytes one argument may hold`,
-      );
-    }
+    const runnable = checkRunnable(
+      this.#scriptsDir,
+      request.name,
+      request.params,
+    );
+    if (typeof runnable === "string") return cannotRun(runnable);
+    const { path, arg } = runnable;
 
     if (this.#closed) return shuttingDown();
     if (!await this.#slots.acquire()) {

@@ -10,23 +10,19 @@
  * the commit (`committedLater()`), since an ack is a promise that what it
  * names survives a crash.
  *
- * A journal that cannot be read never keeps the daemon from starting: the
- * file is moved aside and a fresh one begins, and the log says what was
- * skipped. A prefix where no file can be written gets a journal in memory,
- * which still carries requests across a dropped link, not a restart.
+ * Opening it, and what happens when it cannot be read, is open.ts.
  *
  * @module
  */
 
 import { DatabaseSync, type StatementSync } from "node:sqlite";
 import { clearImmediate, setImmediate } from "node:timers";
-import { join } from "node:path";
 import type { Logger } from "../log.ts";
+import { openDatabase } from "./open.ts";
+
+export { JournalLockedError } from "./open.ts";
 
 export type Durability = "fsync" | "relaxed";
-
-/** The journal is held by another daemon on the same prefix. */
-export class JournalLockedError extends Error {}
 
 export interface JournalOptions {
   /** `<prefix>/state`, or undefined for a journal in memory. */
@@ -39,49 +35,10 @@ export interface JournalOptions {
   log: Logger;
 }
 
-/** The tables, created on first open; `IF NOT EXISTS` makes it idempotent. */
-const SCHEMA = `
-CREATE TABLE IF NOT EXISTS outbox (
-  ref TEXT PRIMARY KEY,
-  id TEXT,
-  frame TEXT NOT NULL,
-  peer TEXT,
-  state TEXT NOT NULL,
-  accepted_at INTEGER NOT NULL,
-  deadline_at INTEGER,
-  expires_at INTEGER,
-  status TEXT,
-  done_at INTEGER
-);
-CREATE INDEX IF NOT EXISTS outbox_by_id ON outbox (id);
-CREATE TABLE IF NOT EXISTS runs (
-  peer TEXT NOT NULL,
-  key TEXT NOT NULL,
-  ref TEXT NOT NULL,
-  frame TEXT NOT NULL,
-  state TEXT NOT NULL,
-  pid INTEGER,
-  started_at INTEGER,
-  status TEXT,
-  done_at INTEGER,
-  PRIMARY KEY (peer, key)
-);
-CREATE TABLE IF NOT EXISTS owed (
-  peer TEXT NOT NULL,
-  ref TEXT NOT NULL,
-  key TEXT NOT NULL,
-  PRIMARY KEY (peer, ref)
-);
-CREATE INDEX IF NOT EXISTS owed_by_key ON owed (peer, key);
-`;
-
 const TABLES = ["outbox", "runs", "owed"] as const;
 
 /** How long after a failed write new requests are refused. */
 const FAILED_MS = 5_000;
-
-/** Daemons on one prefix, each with its journal. */
-const MAX_JOURNALS = 16;
 
 /** How long writes nothing waits for may stay uncommitted. */
 const LAZY_COMMIT_MS = 20;
@@ -109,7 +66,12 @@ export class Journal {
   #poisoned = false;
   /** Set when an fsync failed: why nothing is promised durable any more. */
   #broken = "";
-  /** The WAL, for fsync; commits whose fsync is under way. */
+  /**
+   * The WAL, opened at the start to sync it ("fsync" durability only; else,
+   * or if it could not be opened, undefined). With the exclusive lock it
+   * stays (SQLite truncates it, and deletes it only at close). And the
+   * commits whose fsync is under way.
+   */
   #wal: Deno.FsFile | undefined;
   readonly #syncing = new Set<PromiseWithResolvers<void>>();
   /** The last transaction committed; resolves once it is durable. */
@@ -156,116 +118,11 @@ export class Journal {
   /**
    * Opens (or creates) the journal. Never throws for a bad file: an
    * unreadable one is moved aside, an unwritable place gives a journal in
-   * memory, each with one log line.
+   * memory, each with one log line (see open.ts).
    */
   static open(options: JournalOptions): Journal {
-    const { dir, log } = options;
-    if (dir === undefined) return Journal.#inMemory(options);
-    try {
-      Deno.mkdirSync(dir, { recursive: true, mode: 0o700 });
-    } catch (error) {
-      log.error(
-        `journal: cannot create ${dir} (${
-          (error as Error).message
-        }); keeping it in memory, so requests will not survive a restart`,
-      );
-      return Journal.#inMemory(options);
-    }
-    // Daemons may share a prefix (each with a socket of its own): each holds
-    // a journal of its own, the first one no other daemon holds.
-    for (let n = 0; n < MAX_JOURNALS; n++) {
-      const path = join(dir, n === 0 ? "journal.db" : `journal-${n}.db`);
-      try {
-        return Journal.#openFile(path, options);
-      } catch (error) {
-        if (!(error instanceof JournalLockedError)) throw error;
-        log.debug(`journal: ${path} is held by another daemon`);
-      }
-    }
-    throw new JournalLockedError(
-      `${MAX_JOURNALS} daemons already hold the journals in ${dir}`,
-    );
-  }
-
-  static #openFile(path: string, options: JournalOptions): Journal {
-    const { log } = options;
-    try {
-      return new Journal(Journal.#prepare(path), path, options);
-    } catch (error) {
-      if (error instanceof JournalLockedError) throw error;
-      const aside = `${path}.unreadable-${Date.now()}`;
-      try {
-        Deno.renameSync(path, aside);
-        for (const suffix of ["-wal", "-shm"]) {
-          try {
-            Deno.renameSync(path + suffix, aside + suffix);
-          } catch {
-            // Not there.
-          }
-        }
-      } catch {
-        // Nothing to move: the error was not the file's.
-      }
-      log.error(
-        `journal: ${path} could not be read (${
-          (error as Error).message
-        }); moved to ${aside}, starting with an empty journal: requests and results it held are skipped`,
-      );
-      try {
-        return new Journal(Journal.#prepare(path), path, options);
-      } catch (again) {
-        log.error(
-          `journal: ${path} cannot be created (${
-            (again as Error).message
-          }); keeping it in memory, so requests will not survive a restart`,
-        );
-        return Journal.#inMemory(options);
-      }
-    }
-  }
-
-  static #inMemory(options: JournalOptions): Journal {
-    return new Journal(
-      Journal.#prepare(":memory:"),
-      "memory",
-      options,
-    );
-  }
-
-  static #prepare(path: string): DatabaseSync {
-    const db = new DatabaseSync(path);
-    try {
-      // One daemon per journal: two would replay and run the same requests.
-      // The lock is held from here until the daemon exits.
-      db.exec("PRAGMA locking_mode = EXCLUSIVE");
-      try {
-        db.exec("BEGIN EXCLUSIVE");
-        db.exec("COMMIT");
-      } catch (error) {
-        if (/locked|busy/i.test((error as Error).message)) {
-          throw new JournalLockedError(
-            `another ws-daemon is running on this prefix: ${path} is locked`,
-          );
-        }
-        throw error;
-      }
-      db.exec("PRAGMA journal_mode = WAL");
-      db.exec(
-        // NORMAL: a commit writes the WAL without waiting for the disk;
-        // with "fsync", flush() then syncs the WAL off the event loop.
-        "PRAGMA synchronous = NORMAL",
-      );
-      const check = db.prepare("PRAGMA quick_check").get() as
-        | Record<string, unknown>
-        | undefined;
-      const verdict = check ? Object.values(check)[0] : "ok";
-      if (verdict !== "ok") throw new Error(`integrity check: ${verdict}`);
-      db.exec(SCHEMA);
-      return db;
-    } catch (error) {
-      db.close();
-      throw error;
-    }
+    const { db, where } = openDatabase(options);
+    return new Journal(db, where, options);
   }
 
   /** Whether one more row fits within journalMaxRows and journalMaxBytes. */
@@ -460,7 +317,7 @@ export class Journal {
       return;
     }
     written.resolve();
-    const wal = this.#walFile();
+    const wal = this.#wal;
     if (!wal) return commit.resolve();
     if (sync) {
       this.#syncNow(wal, commit);
@@ -501,15 +358,6 @@ export class Journal {
   }
 
   /**
-   * The WAL file, opened at the start to sync it ("fsync" durability only;
-   * else, or if it could not be opened, undefined). With the exclusive lock
-   * it stays (SQLite truncates it, and deletes it only at close).
-   */
-  #walFile(): Deno.FsFile | undefined {
-    return this.#wal;
-  }
-
-  /**
    * Deletes rows no longer needed (`sql` statements with their params) and
    * gives the file's free pages back: called now and then, off the hot path.
    */
@@ -537,7 +385,7 @@ export class Journal {
   close(): void {
     if (this.#closed) return;
     this.flush(true);
-    const wal = this.#walFile();
+    const wal = this.#wal;
     if (wal && this.#syncing.size > 0) this.#syncNow(wal);
     this.#closed = true;
     this.#wal?.close();

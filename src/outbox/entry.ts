@@ -7,6 +7,7 @@
 import type { Message, StatusReport } from "../protocol.ts";
 import type { PeerLink } from "../remote/peer_link.ts";
 import type { OutboxRow, RowState } from "./outbox_rows.ts";
+import { newRef } from "./ref.ts";
 
 /** Whoever waits for a request's status: a local connection. */
 export interface Owner {
@@ -53,6 +54,31 @@ export type ResultState =
   | { state: "done"; result: StatusReport }
   | { state: "pending" }
   | { state: "unknown" };
+
+/** A request just accepted from `owner`, not yet anywhere. */
+export function newEntry(
+  owner: Owner,
+  message: Message,
+  text: string,
+  options: { deadlineMs?: number; command?: boolean },
+  now: number,
+): Entry {
+  return {
+    ref: newRef(),
+    id: message.id,
+    hasId: message.hasId,
+    text,
+    command: options.command ?? false,
+    owner,
+    state: "queued",
+    withRef: false,
+    acceptedAt: now,
+    deadlineMs: options.deadlineMs,
+    deadlineAt: options.deadlineMs === undefined
+      ? undefined
+      : now + options.deadlineMs,
+  };
+}
 
 /** A request from before a restart, as its row has it; nobody waits for it. */
 export function entryFromRow(row: OutboxRow, message: Message): Entry {

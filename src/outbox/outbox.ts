@@ -11,10 +11,8 @@
  * original) a request is `blind`: sent, and if the link drops before its
  * status, its outcome is unknown (-6), never "not delivered".
  *
- * Every status an asker gets is true: -2 only for a request that never left
- * and never will (no peer within its deadline or queueTtlMs, or the offline
- * policy refuses to wait), -3 when the deadline passed first (a late status is
- * still recorded, for `RESULT`).
+ * Every status an asker gets is true: when one comes of a deadline, see
+ * deadlines.ts.
  *
  * @module
  */
@@ -28,14 +26,20 @@ import {
   withId,
   withRef,
 } from "../protocol.ts";
-import { FRAME_SLACK_BYTES, type PeerLink } from "../remote/peer_link.ts";
+import { exceeds, frameLimit, type PeerLink } from "../remote/peer_link.ts";
 import type { Remote } from "../remote/remote.ts";
 import type { Logger } from "../log.ts";
-import { newRef } from "./ref.ts";
 import type { OutboxRows, RowState } from "./outbox_rows.ts";
-import { type Entry, type Owner, type ResultState } from "./entry.ts";
-import { readJournal } from "./replay.ts";
+import { type Entry, newEntry, type Owner, type ResultState } from "./entry.ts";
+import { readJournal, unknownAfterRestart } from "./replay.ts";
 import { BlindIndex } from "./blind.ts";
+import {
+  neverSent,
+  noStatusInTime,
+  notDelivered,
+  peerStayedAway,
+  wakeAt,
+} from "./deadlines.ts";
 
 export type { Owner, ResultState };
 
@@ -57,8 +61,6 @@ export interface OutboxOptions {
   /** Called as each request ends, so that results are kept within bounds. */
   onFinished?: () => void;
 }
-
-const encoder = new TextEncoder();
 
 export class Outbox {
   readonly #options: OutboxOptions;
@@ -111,23 +113,8 @@ export class Outbox {
     text: string,
     options: { deadlineMs?: number; command?: boolean; link?: PeerLink },
   ): void {
-    const { remote, offline, queueTtlMs, rows } = this.#options;
-    const now = Date.now();
-    const entry: Entry = {
-      ref: newRef(),
-      id: message.id,
-      hasId: message.hasId,
-      text,
-      command: options.command ?? false,
-      owner,
-      state: "queued",
-      withRef: false,
-      acceptedAt: now,
-      deadlineMs: options.deadlineMs,
-      deadlineAt: options.deadlineMs === undefined
-        ? undefined
-        : now + options.deadlineMs,
-    };
+    const { remote, rows } = this.#options;
+    const entry = newEntry(owner, message, text, options, Date.now());
     owner.owe();
     if (!rows.journal.hasRoom()) this.#options.onFull?.();
     if (!rows.journal.hasRoom()) {
@@ -137,26 +124,10 @@ export class Outbox {
           "busy: the journal is full (journalMaxRows or journalMaxBytes); try again later",
       });
     }
-    const link = options.link ?? remote.pick();
-    if (!link && (offline === "reject" || entry.command)) {
-      return this.#finish(entry, {
-        status: Status.NO_PEER,
-        error: remote.whyNone(),
-      });
-    }
     this.#entries.set(entry.ref, entry);
-    if (!link) {
-      entry.expiresAt = now + queueTtlMs;
-      this.#record(entry, "queued", null);
-      this.#arm(entry);
-      this.#options.log.debug(
-        `request ${entry.ref} queued: ${remote.whyNone()}`,
-      );
-      return;
-    }
     this.#arm(entry);
-    const journal = rows.journal;
-    if (this.#committing > 0 && !(link.has("ack") && !entry.command)) {
+    const link = options.link ?? remote.pick();
+    if (link && this.#committing > 0 && !(link.has("ack") && !entry.command)) {
       // Requests before it wait for their commit; this one (a command, or
       // to a peer without ack) must not overtake them on the link.
       entry.state = "committing";
@@ -168,7 +139,7 @@ export class Outbox {
         entry.state = "queued";
         this.#dispatch(entry, link.isReady ? link : undefined);
       };
-      journal.written().then(go, go);
+      rows.journal.written().then(go, go);
       return;
     }
     this.#dispatch(entry, link);
@@ -184,14 +155,7 @@ export class Outbox {
       this.#options.rows,
       this.#options.log,
     );
-    for (const entry of blind) {
-      this.#finish(entry, {
-        status: Status.OUTCOME_UNKNOWN,
-        error:
-          `this daemon restarted before ${entry.peer}'s status came back; the request was sent, so it may have run`,
-        peer: entry.peer,
-      });
-    }
+    for (const entry of blind) this.#finish(entry, unknownAfterRestart(entry));
     for (const entry of waiting) {
       this.#entries.set(entry.ref, entry);
       this.#arm(entry);
@@ -217,6 +181,9 @@ export class Outbox {
       entry.expiresAt ??= Date.now() + this.#options.queueTtlMs;
       this.#record(entry, "queued", null);
       this.#arm(entry);
+      this.#options.log.debug(
+        `request ${entry.ref} queued: ${this.#options.remote.whyNone()}`,
+      );
       return;
     }
     if (link.has("ack") && !entry.command) {
@@ -256,9 +223,9 @@ export class Outbox {
   #transmit(entry: Entry, link: PeerLink): void {
     const withRefs = link.has("request-ref");
     const frame = withRefs ? withRef(entry.text, entry.ref) : entry.text;
-    const limit = link.hello?.maxMessageBytes ?? this.#options.maxMessageBytes;
-    const most = limit + FRAME_SLACK_BYTES;
-    if (frame.length * 3 > most && encoder.encode(frame).length > most) {
+    if (exceeds(frame, frameLimit(link, this.#options.maxMessageBytes))) {
+      const limit = link.hello?.maxMessageBytes ??
+        this.#options.maxMessageBytes;
       return this.#finish(entry, {
         status: Status.REJECTED,
         error:
@@ -347,16 +314,7 @@ export class Outbox {
     const ttl = this.#options.queueTtlMs;
     entry.awayTimer = setTimeout(() => {
       if (entry.state === "done" || entry.link) return;
-      this.#finish(entry, {
-        status: Status.TIMEOUT,
-        error:
-          `no status: peer ${entry.peer} did not come back within queueTtlMs (${ttl} ms); the request ${
-            entry.state === "acked"
-              ? "was delivered"
-              : "may have been delivered"
-          }, so it may have run`,
-        peer: entry.peer,
-      });
+      this.#finish(entry, peerStayedAway(entry, ttl));
     }, ttl);
   }
 
@@ -384,7 +342,7 @@ export class Outbox {
     } else {
       entry = this.#blind.first(link, Object.hasOwn(data, "id"), data.id);
     }
-    if (!entry || entry.state === "queued" || entry.state === "committing") {
+    if (!entry || neverSent(entry)) {
       return false;
     }
     // Key order as Part 1 has it: status, id, then what this daemon adds.
@@ -419,11 +377,7 @@ export class Outbox {
   /** The deadline, or for a request still queued, its queueTtlMs. */
   #arm(entry: Entry): void {
     clearTimeout(entry.timer);
-    const waiting = entry.state === "queued" || entry.state === "committing";
-    const at = Math.min(
-      entry.deadlineAt ?? Infinity,
-      waiting ? entry.expiresAt ?? Infinity : Infinity,
-    );
+    const at = wakeAt(entry);
     if (at === Infinity) return;
     entry.timer = setTimeout(
       () => this.#expire(entry),
@@ -433,27 +387,14 @@ export class Outbox {
 
   #expire(entry: Entry): void {
     if (entry.state === "done") return;
-    const waiting = entry.state === "queued" || entry.state === "committing";
-    if (waiting) {
-      const byDeadline = entry.deadlineAt !== undefined &&
-        entry.deadlineAt <= (entry.expiresAt ?? Infinity);
-      return this.#finish(entry, {
-        status: Status.NO_PEER,
-        error: byDeadline
-          ? `not delivered: no peer within deadlineMs (${entry.deadlineMs} ms)`
-          : `not delivered: no peer within queueTtlMs (${this.#options.queueTtlMs} ms)`,
-      });
+    if (neverSent(entry)) {
+      return this.#finish(entry, notDelivered(entry, this.#options.queueTtlMs));
     }
     // It may be running: the asker is told the truth, that no status came in
     // time; the status, when it comes, is kept for RESULT.
     entry.expired = true;
     const owner = entry.owner;
     entry.owner = undefined;
-    owner?.settle(withId({
-      status: Status.TIMEOUT,
-      error:
-        `no status from ${entry.peer} within deadlineMs (${entry.deadlineMs} ms)`,
-      peer: entry.peer,
-    }, entry));
+    owner?.settle(noStatusInTime(entry));
   }
 }

@@ -6,7 +6,12 @@
  * @module
  */
 
-import { type Message, parseMessage } from "../protocol.ts";
+import {
+  type Message,
+  parseMessage,
+  Status,
+  type StatusReport,
+} from "../protocol.ts";
 import type { Logger } from "../log.ts";
 import { type Entry, entryFromRow } from "./entry.ts";
 import type { OutboxRows } from "./outbox_rows.ts";
@@ -56,4 +61,14 @@ export function readJournal(rows: OutboxRows, log: Logger): Replayed {
     );
   }
   return replayed;
+}
+
+/** The -6 for a blind request whose status could not come across a restart. */
+export function unknownAfterRestart(entry: Entry): StatusReport {
+  return {
+    status: Status.OUTCOME_UNKNOWN,
+    error:
+      `this daemon restarted before ${entry.peer}'s status came back; the request was sent, so it may have run`,
+    peer: entry.peer,
+  };
 }

@@ -92,6 +92,18 @@ export const NO_HELLO = 4008;
 export const REPLACED = 4009;
 /** Frames may exceed maxMessageBytes by this much: the sender's `ref` field. */
 export const FRAME_SLACK_BYTES = 256;
+
+const encoder = new TextEncoder();
+
+/** The frame limit the peer on `link` takes (this daemon's if it says none). */
+export function frameLimit(link: PeerLink, ownLimit: number): number {
+  return (link.hello?.maxMessageBytes ?? ownLimit) + FRAME_SLACK_BYTES;
+}
+
+/** Whether `frame` is longer than `limit` bytes; cheap for short frames. */
+export function exceeds(frame: string, limit: number): boolean {
+  return frame.length * 3 > limit && encoder.encode(frame).length > limit;
+}
 /** How long a send backlog may stay over budget before the peer is cut. */
 const STALL_MS = 5_000;
 /** A backlog this many times the budget is cut at once. */
