@@ -255,11 +255,6 @@ export class Journal {
     return refused;
   }
 
-  /** Whether a write is not yet durable (open, or its fsync under way). */
-  get pending(): boolean {
-    return this.#inTransaction || this.#syncing.size > 0;
-  }
-
   #begin(): void {
     if (this.#inTransaction) {
       // SQLite may have rolled a failed transaction back itself (it does for
