@@ -129,6 +129,10 @@ const common = {
   maxTimeoutMs: positiveMs.optional(),
   /** From SIGTERM to SIGKILL of a script's group (timeout, shutdown). */
   killGraceMs: ms.default(5_000),
+  /** Bytes of stdout and of stderr a status carries with `"output": true`. */
+  maxOutputBytes: z.number().int().min(0).max(16 * 1024 * 1024).default(
+    64 * 1024,
+  ),
   /**
    * What the journal's commits wait for: "fsync" (nothing acknowledged is
    * lost on kill -9 or power loss) or "relaxed" (kill -9 only).

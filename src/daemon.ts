@@ -25,6 +25,13 @@ import { AckBatcher } from "./outbox/acks.ts";
 import { Inbox } from "./inbox/inbox.ts";
 import { RunRows } from "./inbox/run_rows.ts";
 import type { Logger, LogLevel } from "./log.ts";
+import { EventBus } from "./events/bus.ts";
+import { Subscriptions } from "./events/subscriptions.ts";
+import { EventRelay, PeerStreams } from "./events/relay.ts";
+import { logEvents } from "./events/log_events.ts";
+import { LocalCommands } from "./commands/local.ts";
+import { PeerCommands } from "./commands/peer.ts";
+import type { DaemonFacts } from "./commands/introspect.ts";
 
 export interface DaemonOptions {
   prefix: string;
@@ -56,6 +63,9 @@ export class Daemon {
   readonly #runRows: RunRows;
   readonly #outbox: Outbox;
   readonly #inbox: Inbox;
+  readonly #bus: EventBus;
+  /** Where it listens, once started, for INFO. */
+  #listening: string[] = [];
   #compactTimer: ReturnType<typeof setInterval> | undefined;
   #compactedAt = 0;
   #finishedSinceCompact = 0;
@@ -63,6 +73,11 @@ export class Daemon {
   constructor(options: DaemonOptions) {
     this.#options = options;
     const { prefix, config, log } = options;
+    const bus = new EventBus((error) =>
+      log.error(`event listener: ${(error as Error).stack ?? error}`)
+    );
+    this.#bus = bus;
+    logEvents(bus, log);
     const launcher = openLauncher(
       config.scriptLauncher,
       log,
@@ -78,6 +93,8 @@ export class Daemon {
       scriptTimeoutMs: config.scriptTimeoutMs,
       maxTimeoutMs: config.maxTimeoutMs,
       killGraceMs: config.killGraceMs,
+      maxOutputBytes: config.maxOutputBytes,
+      bus,
     });
     // `"ack": false` keeps requests off the journal's path between daemons:
     // a dropped link then answers -6 for what it had sent, as with originals.
@@ -134,6 +151,7 @@ export class Daemon {
       remote: this.#remote,
       rows: this.#outboxRows,
       log,
+      bus,
       maxMessageBytes: config.maxMessageBytes,
       offline: offlinePolicy(config),
       queueTtlMs: config.queueTtlMs,
@@ -169,16 +187,42 @@ export class Daemon {
       log,
       answer: (link, status, ref) => this.#frames.answer(link, status, ref),
     });
+    const subscriptions = new Subscriptions(bus);
+    const relay = new EventRelay(subscriptions);
+    const streams = new PeerStreams(subscriptions);
+    const name = config.name ?? defaultName();
+    const facts: DaemonFacts = {
+      name,
+      version: VERSION,
+      mode: config.mode,
+      startedAt: new Date(),
+      listening: () => this.#listening,
+      features,
+      scriptsDir: join(prefix, "scripts"),
+      running: () => this.#runner.active,
+    };
+    const commands = new LocalCommands({
+      remote: this.#remote,
+      outbox: this.#outbox,
+      facts,
+      subscriptions,
+      relay,
+      forward: (connection, message, command) =>
+        this.#router.forward(connection, message, command),
+    });
     this.#router = new Router({
       remote: this.#remote,
       outbox: this.#outbox,
+      commands,
+      relay,
+      bus,
       log,
       maxMessageBytes: config.maxMessageBytes,
       maxInFlight: config.maxInFlight,
       deadlineMs: config.deadlineMs,
     });
     this.#frames = new PeerFrames({
-      name: config.name ?? defaultName(),
+      name,
       version: VERSION,
       features,
       maxMessageBytes: config.maxMessageBytes,
@@ -187,6 +231,15 @@ export class Daemon {
       outbox: this.#outbox,
       inbox: this.#inbox,
       acks,
+      commands: new PeerCommands({
+        remote: this.#remote,
+        outbox: this.#outbox,
+        facts,
+        streams,
+      }),
+      bus,
+      relay,
+      streams,
       log,
       stopping: () => this.#router.stopping,
     });
@@ -218,6 +271,7 @@ export class Daemon {
       scriptTimeoutMs: config.scriptTimeoutMs,
       maxTimeoutMs: config.maxTimeoutMs,
       killGraceMs: config.killGraceMs,
+      maxOutputBytes: config.maxOutputBytes,
     });
     this.#router.configure({
       maxInFlight: config.maxInFlight,
@@ -235,6 +289,12 @@ export class Daemon {
     // Result bounds and retention are read from it as they are used.
     this.#options.config = config;
     log.info("SIGHUP: configuration reloaded");
+    this.#bus.emit("config.reloaded", { ok: true });
+  }
+
+  /** A SIGHUP whose config could not be read: subscribers hear so. */
+  reloadFailed(error: string): void {
+    this.#bus.emit("config.reloaded", { ok: false, error });
   }
 
   /** Opens the local listener and the WebSocket side; logs one "ready" line. */
@@ -254,6 +314,7 @@ export class Daemon {
       ? `listening on ${started}`
       : started;
     const local = await this.#local.listen();
+    this.#listening = [started, local];
     this.#local.serve(this.#router);
     log.info(
       `ready: ws-daemon ${VERSION}, ${config.mode} mode, ${remote}, local socket ${local}`,

@@ -165,12 +165,14 @@ async function main(args: string[]): Promise<void> {
           (logLevel as LogLevel | undefined) ?? reloaded.config.logLevel,
         );
       },
-      (error) =>
+      (error) => {
         log.error(
           `SIGHUP: config not reloaded, the old one stays: ${
             (error as Error).message
           }`,
-        ),
+        );
+        daemon.reloadFailed((error as Error).message);
+      },
     );
   });
   try {

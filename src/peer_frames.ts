@@ -10,7 +10,8 @@
  * @module
  */
 
-import { checkCommand, pauseMs } from "./commands.ts";
+import { checkCommand } from "./commands/table.ts";
+import type { PeerCommands } from "./commands/peer.ts";
 import {
   CommandCode,
   encodeCommand,
@@ -30,7 +31,9 @@ import {
   type StatusData,
   withId,
 } from "./protocol.ts";
-import type { ScriptRunner } from "./scripts.ts";
+import type { EventBus } from "./events/bus.ts";
+import type { EventRelay, PeerStreams } from "./events/relay.ts";
+import { runFlags, type ScriptRunner } from "./scripts.ts";
 import {
   exceeds,
   frameLimit,
@@ -56,19 +59,16 @@ export interface PeerFramesOptions {
   outbox: Outbox;
   inbox: Inbox;
   acks: AckBatcher;
+  commands: PeerCommands;
+  bus: EventBus;
+  relay: EventRelay;
+  streams: PeerStreams;
   log: Logger;
   /** Whether the daemon is shutting down (new work is refused). */
   stopping(): boolean;
 }
 
 const PONG = encodeCommand(REMOTE_COMMAND, CommandCode.PONG, null);
-/** Codes that are the protocol itself, not commands a peer's user sends. */
-const PROTOCOL_CODES = new Set<string>([
-  CommandCode.HELLO,
-  CommandCode.ACK,
-  CommandCode.PING,
-  CommandCode.PONG,
-]);
 
 export class PeerFrames implements PeerHandler {
   readonly #options: PeerFramesOptions;
@@ -101,14 +101,25 @@ export class PeerFrames implements PeerHandler {
   }
 
   onReady(link: PeerLink): void {
-    const { outbox, inbox } = this.#options;
+    const { outbox, inbox, bus } = this.#options;
     this.#hello(link);
+    bus.emit("peer.up", {
+      peer: link.name,
+      address: link.label,
+      ...(link.hello ? { version: link.hello.version } : {}),
+      features: link.hello?.features ?? [],
+    });
     inbox.onReady(link);
     outbox.onReady(link);
   }
 
   onClose(link: PeerLink, reason: string): void {
-    const { outbox, log } = this.#options;
+    const { outbox, log, bus, relay, streams } = this.#options;
+    streams.linkClosed(link);
+    relay.linkClosed(link, reason);
+    if (link.state !== "connecting" && link.state !== "authenticated") {
+      bus.emit("peer.down", { peer: link.name, address: link.label, reason });
+    }
     // Requests to a peer with acknowledgements wait for it to come back; one
     // sent blind (to an original) may have run: its outcome is unknown.
     const unknown = outbox.onClosed(link, reason);
@@ -199,24 +210,41 @@ export class PeerFrames implements PeerHandler {
       return;
     }
     const data = parseCommand(message).data;
-    if (code === CommandCode.STATUS && ref === undefined) {
-      return this.#deliverStatus(link, data);
+    // The link's own protocol first: never a user's command.
+    switch (code) {
+      case CommandCode.STATUS:
+        if (ref === undefined) return this.#deliverStatus(link, data);
+        break;
+      case CommandCode.ACK: {
+        if (!link.has("ack")) return;
+        const { requests, statuses } = parseAck(data);
+        this.#options.outbox.onAck(link, requests);
+        this.#options.inbox.onStatusAck(link, statuses);
+        return;
+      }
+      case CommandCode.PING:
+        // A heartbeat has no ref; a user's PING does, and is answered.
+        if (ref !== undefined) break;
+        if (link.has("heartbeat")) link.send(PONG);
+        return;
+      case CommandCode.PONG:
+        link.pong();
+        return;
+      case CommandCode.EVENT:
+        if (link.has("events")) this.#options.relay.deliver(link, data);
+        return;
+      case CommandCode.HELLO:
+        return;
     }
-    if (code === CommandCode.ACK) {
-      if (!link.has("ack")) return;
-      const { requests, statuses } = parseAck(data);
-      this.#options.outbox.onAck(link, requests);
-      this.#options.inbox.onStatusAck(link, statuses);
-      return;
-    }
-    if (code === CommandCode.PING) {
-      if (link.has("heartbeat")) link.send(PONG);
-      return;
-    }
-    if (PROTOCOL_CODES.has(code)) return;
     // A command a user of the peer sent: the peer's policy, then its checks.
     const refuse = (status: number, error: string) => {
       log.warn(`from ${link.name}: command ${shown(code)} refused: ${error}`);
+      this.#options.bus.emit("refused", {
+        reason: error,
+        status,
+        peer: link.name,
+        name: `&cmd ${code.slice(0, 40)}`,
+      });
       if (ref) this.answer(link, withId({ status, error }, message), ref);
     };
     if (!allows(link.policy.commands, code)) {
@@ -230,25 +258,12 @@ export class PeerFrames implements PeerHandler {
     if (!link.rate.take()) {
       return refuse(Status.REFUSED, `peer ${link.name} is over its rate`);
     }
-    const checked = checkCommand({ code, data }, remote.mode);
+    const checked = checkCommand({ code, data }, remote.mode, "peer");
     if ("error" in checked) return refuse(Status.REJECTED, checked.error);
-    if (checked.code === "RESULT") {
-      return refuse(
-        Status.REJECTED,
-        "RESULT is answered by the daemon that holds the request: send it as +cmd",
-      );
-    }
-    if (checked.code === "STATUS") {
-      // A STATUS a user relayed (it has a top-level ref): Part 2 never lets
-      // it settle a request, so it is refused.
-      return refuse(
-        Status.REFUSED,
-        "a relayed STATUS settles nothing: statuses come only from the daemon that ran the request",
-      );
-    }
-    if (ref) this.answer(link, withId({ status: 0 }, message), ref);
-    const ms = pauseMs(data);
-    if (typeof ms === "number") remote.pause(ms);
+    const { report, after } = this.#options.commands.run(link, checked, ref);
+    if (report.status !== 0) return refuse(report.status, report.error ?? "");
+    if (ref) this.answer(link, withId(report, message), ref);
+    after?.();
   }
 
   #deliverStatus(link: PeerLink, data: unknown): void {
@@ -296,8 +311,22 @@ export class PeerFrames implements PeerHandler {
     const ref = typeof message.fields.ref === "string"
       ? message.fields.ref
       : undefined;
+    const about = {
+      name: message.name,
+      ...(message.hasId ? { id: message.id } : {}),
+      peer: link.name,
+    };
+    this.#options.bus.emit("request.received", {
+      ...about,
+      ...(ref === undefined ? {} : { ref }),
+    });
     const refuse = (error: string) => {
       this.#options.log.warn(`from ${link.name}: ${error}`);
+      this.#options.bus.emit("refused", {
+        ...about,
+        reason: error,
+        status: Status.REFUSED,
+      });
       this.answer(
         link,
         withId({ status: Status.REFUSED, error }, message),
@@ -347,6 +376,7 @@ export class PeerFrames implements PeerHandler {
         params: message.params,
         peer: link.name,
         timeoutMs,
+        ...runFlags(message),
         abandoned: () => !link.isOpen,
       });
     this.answer(link, status, ref);

@@ -40,6 +40,13 @@ export const CommandCode = {
   PONG: "PONG",
   ACK: "ACK",
   RESULT: "RESULT",
+  INFO: "INFO",
+  PEERS: "PEERS",
+  SCRIPTS: "SCRIPTS",
+  SUBSCRIBE: "SUBSCRIBE",
+  UNSUBSCRIBE: "UNSUBSCRIBE",
+  /** One event of a peer's subscription, from the peer that has it. */
+  EVENT: "EVENT",
 } as const;
 
 /**
@@ -53,8 +60,10 @@ export const CommandCode = {
  * - `ack`: a request is acknowledged (`&cmd ACK`) once the peer has recorded
  *   it, and a status once the asker has; what is not acknowledged is sent
  *   again after a reconnect, and runs at most once (`outbox/`, `inbox/`).
+ * - `events`: `&cmd SUBSCRIBE` is answered with a stream of `&cmd EVENT`
+ *   frames on the link (`events/`).
  */
-export const FEATURES = ["request-ref", "heartbeat", "ack"] as const;
+export const FEATURES = ["request-ref", "heartbeat", "ack", "events"] as const;
 export type Feature = typeof FEATURES[number];
 
 /** A status as a local connection sees it. Readers ignore unknown fields. */
@@ -321,6 +330,16 @@ export function parseStatusData(data: unknown): StatusData | string {
 export function withRef(text: string, ref: string): string {
   const end = text.lastIndexOf("}");
   return `${text.slice(0, end)},"ref":${JSON.stringify(ref)}}`;
+}
+
+/**
+ * The text of a request without its `to`, for an original peer, which is
+ * sent a request exactly as Part 1 has it.
+ */
+export function withoutTo(text: string): string {
+  const fields = JSON.parse(text) as Record<string, unknown>;
+  delete fields.to;
+  return JSON.stringify(fields);
 }
 
 /** Status fields a peer may set that are relayed to the asker as they are. */

@@ -2,19 +2,21 @@
  * Where each local message goes and where its status returns.
  *
  * A script message goes into the daemon's outbox with the local connection
- * that sent it; the outbox sends it to the link the `Remote` picks, and the
- * peer's STATUS is matched back to it (see `peer_frames.ts`) and written to
- * that connection only. `+cmd` runs here; `&cmd` goes to the peer.
+ * that sent it; the outbox sends it to the link its `to` names, or the one
+ * the `Remote` picks, and the peer's STATUS is matched back to it (see
+ * `peer_frames.ts`) and written to that connection only. `+cmd` runs here
+ * (`commands/local.ts`); `&cmd` goes to the peer.
  *
- * Every local message gets exactly one answer, whatever it holds: what
- * cannot be read is -4, what is not allowed -5, what cannot be delivered -2.
+ * Every local message gets exactly one answer, whatever it holds (a fan-out:
+ * one line per peer, then its summary): what cannot be read is -4, what is
+ * not allowed -5, what cannot be delivered -2.
  *
  * @module
  */
 
-import { checkCommand, peerMode } from "./commands.ts";
+import { checkCommand, type CheckedCommand, needs } from "./commands/table.ts";
 import {
-  CommandCode,
+  LOCAL_COMMAND,
   type Message,
   parseCommand,
   parseMessage,
@@ -22,21 +24,33 @@ import {
   REMOTE_COMMAND,
   requestKey,
   requestMs,
+  shown,
   Status,
   type StatusReport,
   withId,
+  withoutTo,
 } from "./protocol.ts";
-import { LOCAL_COMMAND } from "./protocol.ts";
+import { newRef } from "./outbox/ref.ts";
 import { checkScriptName } from "./scripts.ts";
+import { parseTarget, resolveTargets } from "./targets.ts";
 import type { LocalConnection, LocalHandler } from "./local/connection.ts";
 import type { Remote } from "./remote/remote.ts";
+import type { PeerLink } from "./remote/peer_link.ts";
 import type { Outbox } from "./outbox/outbox.ts";
+import type { EntryOptions, Owner } from "./outbox/entry.ts";
+import type { LocalCommands } from "./commands/local.ts";
+import type { EventRelay } from "./events/relay.ts";
+import type { EventBus } from "./events/bus.ts";
 import type { Logger } from "./log.ts";
 
 export interface RouterOptions {
   remote: Remote;
   /** Where requests wait for their status, beyond any one link. */
   outbox: Outbox;
+  /** What `+cmd` runs. */
+  commands: LocalCommands;
+  relay: EventRelay;
+  bus: EventBus;
   log: Logger;
   /** This daemon's frame limit: what a peer that does not say accepts. */
   maxMessageBytes: number;
@@ -45,6 +59,9 @@ export interface RouterOptions {
   /** How long a request waits for its status when it sets no deadlineMs. */
   deadlineMs?: number;
 }
+
+/** Request fields that must be booleans when present. */
+const FLAGS = ["output", "stdin"] as const;
 
 export class Router implements LocalHandler {
   readonly #options: RouterOptions;
@@ -91,6 +108,14 @@ export class Router implements LocalHandler {
       }
     } catch (error) {
       if (error instanceof ProtocolError) {
+        if (error.status === Status.REFUSED) {
+          this.#options.bus.emit("refused", {
+            reason: error.message,
+            status: error.status,
+            ...(message ? { name: message.name } : {}),
+            ...(message?.hasId ? { id: message.id } : {}),
+          });
+        }
         connection.reply(error.toReport());
         return;
       }
@@ -123,22 +148,13 @@ export class Router implements LocalHandler {
   }
 
   #runLocalCommand(connection: LocalConnection, message: Message): void {
-    const { remote } = this.#options;
-    const command = checkCommand(parseCommand(message), remote.mode);
+    const command = checkCommand(
+      parseCommand(message),
+      this.#options.remote.mode,
+      "+cmd",
+    );
     if ("error" in command) throw new ProtocolError(command.error, message);
-    if (command.code === "STATUS") {
-      connection.reply(command.data);
-      return;
-    }
-    if (command.code === "RESULT") {
-      connection.reply(withId({
-        status: 0,
-        data: this.#options.outbox.result(command.id),
-      }, message));
-      return;
-    }
-    remote.pause(command.ms);
-    connection.reply(withId({ status: 0 }, message));
+    this.#options.commands.run(connection, message, command);
   }
 
   #sendRemoteCommand(
@@ -147,19 +163,50 @@ export class Router implements LocalHandler {
     text: string,
   ): void {
     const { remote } = this.#options;
-    const { code, data } = parseCommand(message);
-    const command = checkCommand({ code, data }, peerMode(remote.mode));
+    const command = checkCommand(parseCommand(message), remote.mode, "&cmd");
     if ("error" in command) throw new ProtocolError(command.error, message);
-    if (code === CommandCode.RESULT) {
-      throw new ProtocolError(
-        "RESULT is answered by the daemon that holds the request: send it as +cmd",
-        message,
+    if (command.code === "UNSUBSCRIBE") {
+      // Bookkeeping of this daemon's own subscriptions through links.
+      const count = this.#options.relay.unsubscribe(connection, command.data);
+      connection.reply(
+        withId({ status: 0, data: { subscriptions: count } }, message),
       );
+      return;
     }
-    const link = this.#stopping ? undefined : remote.pick();
-    if (!link) {
+    this.forward(connection, message, command, text);
+  }
+
+  /**
+   * Sends a command to the peer (or the peers `to` names), answered from
+   * there: a `&cmd`, or the round trip of a `+cmd PING`.
+   */
+  forward(
+    connection: LocalConnection,
+    message: Message,
+    command: CheckedCommand,
+    // A `+cmd PING` goes to the peer as the `&cmd` it stands for.
+    text = JSON.stringify({ ...message.fields, name: REMOTE_COMMAND }),
+  ): void {
+    const options: EntryOptions = { command: true, code: command.code };
+    const peers = this.#peersFor(message);
+    if (peers === "stopping") {
       connection.reply(withId(this.#noPeer(), message));
       return;
+    }
+    if (Array.isArray(peers)) {
+      return this.#fanOutCommand(connection, message, text, command, peers);
+    }
+    const link = peers.link;
+    if (!link) {
+      connection.reply(withId(this.#noPeer(peers.name), message));
+      return;
+    }
+    const refusal = this.#refusal(link, command);
+    if (refusal !== undefined) {
+      throw new ProtocolError(refusal.error, {
+        ...message,
+        status: refusal.status,
+      });
     }
     if (!link.has("request-ref")) {
       // An original runs it without a word back (Part 1): sent is all we know.
@@ -170,19 +217,127 @@ export class Router implements LocalHandler {
       connection.reply(withId({ status: 0, peer: link.name }, message));
       return;
     }
-    if (code === CommandCode.STATUS) {
-      // A status settles a request only when the daemon that ran it sends
-      // it; one relayed from a local process would be a forgery.
+    if (command.code !== "SUBSCRIBE") {
+      this.#options.outbox.submit(connection, message, text, {
+        ...options,
+        link,
+      });
+      return;
+    }
+    // Its events come under its ref, from the moment the peer answers.
+    const ref = newRef();
+    const relay = this.#options.relay;
+    relay.expect(ref, connection, link);
+    const owner: Owner = {
+      owe: () => connection.owe(),
+      reply: (report) => connection.reply(report),
+      settle: (report) => {
+        relay.answered(ref, report.status);
+        connection.settle(report);
+      },
+    };
+    this.#options.outbox.submit(owner, message, text, {
+      ...options,
+      link,
+      ref,
+    });
+  }
+
+  /**
+   * A command to many peers: each peer's answer, then the summary. A peer
+   * that cannot take it is answered here, and an original is sent it blind.
+   */
+  #fanOutCommand(
+    connection: LocalConnection,
+    message: Message,
+    text: string,
+    command: CheckedCommand,
+    peers: (PeerLink | string)[],
+  ): void {
+    if (command.code === "SUBSCRIBE") {
       throw new ProtocolError(
-        `refused: a STATUS is not relayed to ${link.name}: a peer of this project takes a status only from the daemon that ran the request`,
-        { ...message, status: Status.REFUSED },
+        "Cannot subscribe as 'to' must name one peer: subscribe to each peer on its own",
+        message,
       );
     }
-    // A peer of this project answers the command with a status for its ref.
-    this.#options.outbox.submit(connection, message, text, {
-      command: true,
-      link,
-    });
+    const answered = new Map<string, StatusReport>();
+    const sent: (PeerLink | string)[] = [];
+    for (const peer of peers) {
+      if (typeof peer === "string") {
+        sent.push(peer);
+        continue;
+      }
+      const refusal = this.#refusal(peer, command);
+      if (refusal !== undefined) {
+        answered.set(peer.name, { ...refusal, peer: peer.name });
+      } else if (!peer.has("request-ref")) {
+        answered.set(
+          peer.name,
+          peer.send(withoutTo(text))
+            ? { status: 0, peer: peer.name }
+            : { status: Status.NO_PEER, error: "link closed", peer: peer.name },
+        );
+      } else sent.push(peer);
+    }
+    this.#options.outbox.submitFanOut(
+      connection,
+      message,
+      text,
+      { command: true, code: command.code },
+      sent,
+      answered,
+    );
+  }
+
+  /** Why `link` cannot take `command`, if it cannot. */
+  #refusal(
+    link: PeerLink,
+    command: CheckedCommand,
+  ): { status: number; error: string } | undefined {
+    const { original, feature } = needs(command.code);
+    if (!link.has("request-ref")) {
+      return original ? undefined : {
+        status: Status.REJECTED,
+        error:
+          `peer ${link.name} is an original ws-daemon, which does not answer ${command.code}`,
+      };
+    }
+    if (feature !== undefined && !link.has(feature)) {
+      return {
+        status: Status.REJECTED,
+        error:
+          `peer ${link.name} does not answer ${command.code} (it does not announce "${feature}")`,
+      };
+    }
+    if (command.code === "STATUS") {
+      // A status settles a request only when the daemon that ran it sends
+      // it; one relayed from a local process would be a forgery.
+      return {
+        status: Status.REFUSED,
+        error:
+          `refused: a STATUS is not relayed to ${link.name}: a peer of this project takes a status only from the daemon that ran the request`,
+      };
+    }
+    return undefined;
+  }
+
+  /**
+   * Where a message with `to` goes: one peer (its link, if it is ready), or
+   * the peers of a fan-out; without `to`, the next in turn.
+   */
+  #peersFor(
+    message: Message,
+  ):
+    | "stopping"
+    | { name?: string; link?: PeerLink }
+    | (PeerLink | string)[] {
+    if (this.#stopping) return "stopping";
+    const { remote } = this.#options;
+    const target = parseTarget(message);
+    if (target === undefined) return { link: remote.pick() };
+    const targets = resolveTargets(target, remote.links(), message);
+    if (targets.kind === "fanout") return targets.peers;
+    return targets;
   }
 
   #sendScript(
@@ -202,21 +357,69 @@ export class Router implements LocalHandler {
     }
     requestMs(message, "timeoutMs"); // a bad one is -4 here, before it travels
     requestKey(message);
+    for (const flag of FLAGS) {
+      const value = message.fields[flag];
+      if (value !== undefined && typeof value !== "boolean") {
+        throw new ProtocolError(
+          `Cannot run the request as '${flag}' must be true or false: found ${
+            typeof value === "string" ? shown(value) : JSON.stringify(value)
+          }`,
+          message,
+        );
+      }
+    }
     const deadlineMs = requestMs(message, "deadlineMs") ??
       this.#options.deadlineMs;
+    const target = parseTarget(message);
     if (this.#stopping) {
       connection.reply(withId(this.#noPeer(), message));
       return;
     }
-    this.#options.outbox.submit(connection, message, text, { deadlineMs });
+    const { outbox, remote } = this.#options;
+    if (target === undefined) {
+      outbox.submit(connection, message, text, { deadlineMs });
+      return;
+    }
+    const targets = resolveTargets(target, remote.links(), message);
+    if (targets.kind === "fanout") {
+      outbox.submitFanOut(
+        connection,
+        message,
+        text,
+        { deadlineMs },
+        targets.peers,
+      );
+      return;
+    }
+    if (!targets.link) {
+      connection.reply(withId(this.#noPeer(targets.name), message));
+      return;
+    }
+    outbox.submit(connection, message, text, {
+      deadlineMs,
+      target: targets.name,
+      link: targets.link,
+    });
   }
 
-  #noPeer(): StatusReport {
+  #noPeer(name?: string): StatusReport {
+    if (this.#stopping) {
+      return { status: Status.NO_PEER, error: "daemon is shutting down" };
+    }
+    if (name === undefined) {
+      return { status: Status.NO_PEER, error: this.#options.remote.whyNone() };
+    }
+    const server = this.#options.remote.mode === "client"
+      ? this.#options.remote.pick()?.name
+      : undefined;
     return {
       status: Status.NO_PEER,
-      error: this.#stopping
-        ? "daemon is shutting down"
-        : this.#options.remote.whyNone(),
+      error: `peer ${JSON.stringify(name)} is not connected${
+        server === undefined
+          ? ""
+          : `: a client reaches only its server, ${JSON.stringify(server)}`
+      }`,
+      peer: name,
     };
   }
 }

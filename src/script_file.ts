@@ -29,14 +29,28 @@ export function checkScriptName(name: string): string | undefined {
   return undefined;
 }
 
+/** What argv[1] is when the params come on stdin. */
+export const STDIN_ARG = "-";
+
+/** How a script gets its params: as argv[1], or on stdin (argv[1] "-"). */
+export interface Runnable {
+  path: string;
+  arg: string;
+  /** The params' JSON, for stdin, when they go there. */
+  stdin?: Uint8Array;
+}
+
 /**
  * The script's path and argv[1] for a request, or why it cannot run (-1).
+ * Params too long for one argument, or all params when `viaStdin`, go to
+ * the script's stdin.
  */
 export function checkRunnable(
   scriptsDir: string,
   name: string,
   params: unknown,
-): { path: string; arg: string } | string {
+  viaStdin = false,
+): Runnable | string {
   const badName = checkScriptName(name);
   if (badName !== undefined) {
     return (`invalid script name: ${badName}`);
@@ -67,10 +81,12 @@ export function checkRunnable(
     // Nesting deep enough to overflow the stack.
     return (`params cannot be encoded: ${(error as Error).message}`);
   }
-  const argBytes = encoder.encode(arg).length;
-  if (argBytes > MAX_ARG_BYTES) {
-    return (`params are ${argBytes} bytes as JSON, more than the ${MAX_ARG_BYTES} bytes one argument may hold`);
+  // Most params are short: only those that may be long are encoded.
+  if (viaStdin || arg.length * 3 > MAX_ARG_BYTES) {
+    const bytes = encoder.encode(arg);
+    if (viaStdin || bytes.length > MAX_ARG_BYTES) {
+      return { path, arg: STDIN_ARG, stdin: bytes };
+    }
   }
-
   return { path, arg };
 }

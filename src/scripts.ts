@@ -16,7 +16,26 @@ import type { Logger } from "./log.ts";
 import type { Launcher } from "./launch/mod.ts";
 import { GroupEnder, signalGroup } from "./launch/group.ts";
 import { RunSlots } from "./run_slots.ts";
-import { checkRunnable } from "./script_file.ts";
+import { checkRunnable, type Runnable } from "./script_file.ts";
+import { OutputCapture } from "./launch/capture.ts";
+import type { ScriptEnd } from "./launch/launcher.ts";
+import type { EventBus } from "./events/bus.ts";
+
+/**
+ * How long a run with `"output": true` waits, after the script's exit, for
+ * the rest of its output: a background child may hold the pipes for long.
+ */
+const OUTPUT_SETTLE_MS = 500;
+
+/** Waits for `promise`, at most `ms`. */
+async function settled(promise: Promise<unknown>, ms: number): Promise<void> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  await Promise.race([
+    promise,
+    new Promise((resolve) => timer = setTimeout(resolve, ms)),
+  ]);
+  clearTimeout(timer);
+}
 
 export { checkScriptName, MAX_ARG_BYTES } from "./script_file.ts";
 
@@ -53,6 +72,20 @@ export interface ScriptRequest {
   beforeStart?: () => Promise<string | undefined>;
   /** Told the script's pid once it has started. */
   onStarted?: (pid: number) => void;
+  /** Its stdout and stderr go into the status (`"output": true`). */
+  output?: boolean;
+  /** Its params go to stdin even when they fit in argv[1]. */
+  stdin?: boolean;
+}
+
+/** What a request asks of its run: its output back, its params on stdin. */
+export function runFlags(
+  message: { fields: Record<string, unknown> },
+): Pick<ScriptRequest, "output" | "stdin"> {
+  return {
+    output: message.fields.output === true,
+    stdin: message.fields.stdin === true,
+  };
 }
 
 /**
@@ -81,12 +114,16 @@ export interface ScriptRunnerOptions {
   maxTimeoutMs?: number;
   /** From SIGTERM to SIGKILL, on a timeout and at shutdown. */
   killGraceMs: number;
+  /** Bytes of each output stream a status may carry. */
+  maxOutputBytes: number;
+  /** Where runs are told: started, output lines, finished. */
+  bus: EventBus;
 }
 
 /** The time limits of runs, which SIGHUP may change. */
 export type RunLimits = Pick<
   ScriptRunnerOptions,
-  "scriptTimeoutMs" | "maxTimeoutMs" | "killGraceMs"
+  "scriptTimeoutMs" | "maxTimeoutMs" | "killGraceMs" | "maxOutputBytes"
 >;
 
 /** How long drain() waits for killed scripts to be reported. */
@@ -114,6 +151,7 @@ export class ScriptRunner {
   /** Groups given SIGTERM, waiting for their SIGKILL. */
   readonly #ender = new GroupEnder();
   #limits: RunLimits;
+  readonly #bus: EventBus;
 
   constructor(
     {
@@ -125,9 +163,17 @@ export class ScriptRunner {
       scriptTimeoutMs,
       maxTimeoutMs,
       killGraceMs,
+      maxOutputBytes,
+      bus,
     }: ScriptRunnerOptions,
   ) {
-    this.#limits = { scriptTimeoutMs, maxTimeoutMs, killGraceMs };
+    this.#limits = {
+      scriptTimeoutMs,
+      maxTimeoutMs,
+      killGraceMs,
+      maxOutputBytes,
+    };
+    this.#bus = bus;
     this.#prefix = prefix;
     this.#scriptsDir = join(prefix, "scripts");
     this.#log = log;
@@ -170,9 +216,9 @@ export class ScriptRunner {
       this.#scriptsDir,
       request.name,
       request.params,
+      request.stdin === true,
     );
     if (typeof runnable === "string") return cannotRun(runnable);
-    const { path, arg } = runnable;
 
     if (this.#closed) return shuttingDown();
     if (!await this.#slots.acquire()) {
@@ -202,7 +248,7 @@ export class ScriptRunner {
         }
         if (this.#closed) return shuttingDown();
       }
-      return await this.#runInSlot(request, path, arg, status, cannotRun);
+      return await this.#runInSlot(request, runnable, status, cannotRun);
     } finally {
       this.#slots.release();
     }
@@ -210,8 +256,7 @@ export class ScriptRunner {
 
   async #runInSlot(
     request: ScriptRequest,
-    path: string,
-    arg: string,
+    runnable: Runnable,
     status: (data: StatusData) => StatusData,
     cannotRun: (error: string) => StatusData,
   ): Promise<StatusData> {
@@ -220,7 +265,7 @@ export class ScriptRunner {
     }`;
     // Listed before the launch, which takes time: drain() must wait for it.
     const entry: RunningScript = { done: Promise.resolve() };
-    const outcome = this.#launchAndWait(request, path, arg, tag, entry);
+    const outcome = this.#launchAndWait(request, runnable, tag, entry);
     entry.done = outcome;
     this.#running.add(entry);
     try {
@@ -234,22 +279,40 @@ export class ScriptRunner {
   /** Starts the script and waits for its end: a status, or why it cannot run. */
   async #launchAndWait(
     request: ScriptRequest,
-    path: string,
-    arg: string,
+    { path, arg, stdin }: Runnable,
     tag: string,
     entry: RunningScript,
   ): Promise<StatusData | string> {
+    const bus = this.#bus;
+    const about = {
+      name: request.name,
+      ...(request.hasId ? { id: request.id } : {}),
+      peer: request.peer,
+    };
+    const capture = request.output
+      ? {
+        stdout: new OutputCapture(this.#limits.maxOutputBytes),
+        stderr: new OutputCapture(this.#limits.maxOutputBytes),
+      }
+      : undefined;
+    const env: Record<string, string> = {
+      WSDAEMON_PREFIX: this.#prefix,
+      WSDAEMON_ID: envValue(request.hasId ? request.id : ""),
+      WSDAEMON_PEER: envValue(request.peer),
+    };
+    if (stdin !== undefined) env.WSDAEMON_PARAMS = "stdin";
     let started;
+    const startedAt = performance.now();
     try {
       started = await this.#launcher.start({
         path,
         arg,
-        env: {
-          WSDAEMON_PREFIX: this.#prefix,
-          WSDAEMON_ID: envValue(request.hasId ? request.id : ""),
-          WSDAEMON_PEER: envValue(request.peer),
-        },
+        env,
         tag,
+        stdin,
+        onOutput: capture && ((stream, chunk) => capture[stream].push(chunk)),
+        onLine: (stream, line) =>
+          bus.emit("script.output", { ...about, stream, line }),
       });
     } catch (error) {
       return `script ${request.name} could not start: ${
@@ -259,7 +322,40 @@ export class ScriptRunner {
     const { pid, end } = started;
     entry.pid = pid;
     request.onStarted?.(pid);
+    bus.emit("script.started", { ...about, pid });
     this.#log.debug(`${tag}: started, pid ${pid}`);
+    const ended = await this.#wait(request, pid, end, tag);
+    const durationMs = Math.round((performance.now() - startedAt) * 100) / 100;
+    if (typeof ended === "string") return ended;
+    bus.emit("script.finished", {
+      ...about,
+      status: ended.status,
+      exitCode: ended.status >= 0 && ended.signal === undefined
+        ? ended.status
+        : null,
+      signal: typeof ended.signal === "string" ? ended.signal : null,
+      durationMs,
+    });
+    if (capture === undefined) return ended;
+    // What the script wrote just before its exit may still be in the pipe.
+    await settled(started.outputEnded, OUTPUT_SETTLE_MS);
+    return {
+      ...ended,
+      stdout: capture.stdout.text(),
+      stderr: capture.stderr.text(),
+      stdoutTruncated: capture.stdout.truncated,
+      stderrTruncated: capture.stderr.truncated,
+      durationMs,
+    };
+  }
+
+  /** Waits for the script's end within its time limit. */
+  async #wait(
+    request: ScriptRequest,
+    pid: number,
+    end: Promise<ScriptEnd>,
+    tag: string,
+  ): Promise<StatusData | string> {
     if (this.#killing) signalGroup(pid, "SIGKILL");
     const limit = this.#timeLimit(request);
     let timedOut = false;

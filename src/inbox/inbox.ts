@@ -22,7 +22,7 @@ import {
   Status,
   type StatusData,
 } from "../protocol.ts";
-import { notStarted, type ScriptRunner } from "../scripts.ts";
+import { notStarted, runFlags, type ScriptRunner } from "../scripts.ts";
 import type { PeerLink } from "../remote/peer_link.ts";
 import type { Remote } from "../remote/remote.ts";
 import type { AckBatcher } from "../outbox/acks.ts";
@@ -197,6 +197,7 @@ export class Inbox {
       params: message.params,
       peer,
       timeoutMs,
+      ...runFlags(message),
       beforeStart: async () => {
         // Its row went with a batch that could not be written: it must not
         // run unrecorded (a redelivery would run it again).

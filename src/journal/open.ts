@@ -33,7 +33,8 @@ CREATE TABLE IF NOT EXISTS outbox (
   deadline_at INTEGER,
   expires_at INTEGER,
   status TEXT,
-  done_at INTEGER
+  done_at INTEGER,
+  fanout TEXT
 );
 CREATE INDEX IF NOT EXISTS outbox_by_id ON outbox (id);
 CREATE TABLE IF NOT EXISTS runs (
@@ -167,9 +168,24 @@ function prepare(path: string): DatabaseSync {
     const verdict = check ? Object.values(check)[0] : "ok";
     if (verdict !== "ok") throw new Error(`integrity check: ${verdict}`);
     db.exec(SCHEMA);
+    migrate(db);
     return db;
   } catch (error) {
     db.close();
     throw error;
   }
+}
+
+/** Brings a journal written by an older version up to the schema. */
+function migrate(db: DatabaseSync): void {
+  const columns = db.prepare("PRAGMA table_info(outbox)").all() as {
+    name: string;
+  }[];
+  // Fan-outs (`to` with many peers) group their requests by this column.
+  if (!columns.some((column) => column.name === "fanout")) {
+    db.exec("ALTER TABLE outbox ADD COLUMN fanout TEXT");
+  }
+  db.exec(
+    "CREATE INDEX IF NOT EXISTS outbox_by_fanout ON outbox (fanout) WHERE fanout IS NOT NULL",
+  );
 }

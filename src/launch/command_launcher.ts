@@ -78,7 +78,7 @@ export class CommandLauncher implements Launcher {
 
   // deno-lint-ignore require-await -- async so that a failed spawn rejects.
   async start(
-    { path, arg, env, tag }: LaunchRequest,
+    { path, arg, env, tag, stdin, onOutput, onLine }: LaunchRequest,
   ): Promise<StartedScript> {
     let child: Deno.ChildProcess;
     try {
@@ -86,7 +86,7 @@ export class CommandLauncher implements Launcher {
         args: this.#setsid === undefined ? [arg] : ["--", path, arg],
         env: { ...this.#env, ...env },
         clearEnv: true,
-        stdin: "null",
+        stdin: stdin === undefined ? "null" : "piped",
         stdout: "piped",
         stderr: "piped",
         detached: this.#setsid === undefined,
@@ -96,9 +96,33 @@ export class CommandLauncher implements Launcher {
     }
     // Output is logged as it comes, but the end does not wait for the pipes:
     // a background child of the script may hold them open for long.
-    logLines(child.stdout, this.#log, `${tag} stdout`);
-    const stderr = logLines(child.stderr, this.#log, `${tag} stderr`);
-    return { pid: child.pid, end: this.#end(child, stderr) };
+    if (stdin !== undefined) {
+      // Written off the hot path; a script that exits without reading it
+      // ends the write with a broken pipe, which is nobody's error.
+      const writer = child.stdin.getWriter();
+      writer.write(stdin).then(() => writer.close()).catch(() => {
+        writer.abort().catch(() => {});
+      });
+    }
+    const stdout = logLines(
+      child.stdout,
+      this.#log,
+      `${tag} stdout`,
+      onOutput && ((chunk) => onOutput("stdout", chunk)),
+      onLine && ((line) => onLine("stdout", line)),
+    );
+    const stderr = logLines(
+      child.stderr,
+      this.#log,
+      `${tag} stderr`,
+      onOutput && ((chunk) => onOutput("stderr", chunk)),
+      onLine && ((line) => onLine("stderr", line)),
+    );
+    return {
+      pid: child.pid,
+      end: this.#end(child, stderr),
+      outputEnded: Promise.all([stdout, stderr]).then(() => {}),
+    };
   }
 
   async #end(

@@ -24,6 +24,8 @@ export const LAUNCHER_KINDS = [
 ] as const;
 export type LauncherKind = typeof LAUNCHER_KINDS[number];
 
+export type OutputStream = "stdout" | "stderr";
+
 /** What to start: an absolute path, its one argument, extra environment. */
 export interface LaunchRequest {
   path: string;
@@ -32,6 +34,15 @@ export interface LaunchRequest {
   env: Record<string, string>;
   /** Prefix of the log lines the script's output becomes. */
   tag: string;
+  /**
+   * Written to the script's stdin, which is then closed; unset: stdin is
+   * /dev/null. A script that does not read it is not held up by it.
+   */
+  stdin?: Uint8Array;
+  /** Told of each chunk of output, as it comes. */
+  onOutput?: (stream: OutputStream, chunk: Uint8Array) => void;
+  /** Told of each line of output, as the log gets it. */
+  onLine?: (stream: OutputStream, line: string) => void;
 }
 
 /** How a started script ended. */
@@ -47,6 +58,11 @@ export interface StartedScript {
   /** Also the id of its process group. */
   pid: number;
   end: Promise<ScriptEnd>;
+  /**
+   * Settles when both output streams have ended: at the script's exit,
+   * unless a child of it still holds them.
+   */
+  outputEnded: Promise<void>;
 }
 
 export interface Launcher {
@@ -91,15 +107,17 @@ export const MAX_LINE_CHARS = 64 * 1024;
 export class OutputLines {
   readonly #log: Logger;
   readonly #tag: string;
+  readonly #onLine: ((line: string) => void) | undefined;
   readonly #decoder = new TextDecoder();
   /** The unfinished line; it never holds a "\n". */
   #carry = "";
   /** The first line seen, for setsid(1)'s error message. */
   first: string | undefined;
 
-  constructor(log: Logger, tag: string) {
+  constructor(log: Logger, tag: string, onLine?: (line: string) => void) {
     this.#log = log;
     this.#tag = tag;
+    this.#onLine = onLine;
   }
 
   push(bytes: Uint8Array): void {
@@ -144,6 +162,7 @@ export class OutputLines {
   #line(line: string): void {
     this.first ??= line;
     this.#log.info(`${this.#tag}: ${line}`);
+    this.#onLine?.(line);
   }
 }
 
@@ -155,10 +174,15 @@ export async function logLines(
   stream: ReadableStream<Uint8Array>,
   log: Logger,
   tag: string,
+  onChunk?: (chunk: Uint8Array) => void,
+  onLine?: (line: string) => void,
 ): Promise<string | undefined> {
-  const lines = new OutputLines(log, tag);
+  const lines = new OutputLines(log, tag, onLine);
   try {
-    for await (const chunk of stream) lines.push(chunk);
+    for await (const chunk of stream) {
+      onChunk?.(chunk);
+      lines.push(chunk);
+    }
   } catch (error) {
     log.debug(`${tag}: ${(error as Error).message}`);
   }

@@ -29,6 +29,7 @@ import {
   LaunchError,
   type LaunchRequest,
   OutputLines,
+  type OutputStream,
   type ScriptEnd,
   signaled,
   type StartedScript,
@@ -145,7 +146,7 @@ export class PosixSpawnLauncher implements Launcher {
   /** Children not yet reaped, and how to report their end. */
   readonly #children = new Map<number, (end: ScriptEnd) => void>();
   readonly #waitStatus = new Int32Array(new ArrayBuffer(8));
-  /** Output streams still open, closed by close(). */
+  /** Output and input streams still open, closed by close(). */
   readonly #readers = new Set<Socket>();
 
   /**
@@ -237,24 +238,32 @@ export class PosixSpawnLauncher implements Launcher {
     const actions = new Uint8Array(new ArrayBuffer(FILE_ACTIONS_BYTES));
     let actionsReady = false;
     let pid: number;
+    let input: OutputPipe | undefined;
     try {
       // One at a time: if the second fails, the first is closed below.
       pipes.push(this.#openPipe());
       pipes.push(this.#openPipe());
       const [stdout, stderr] = pipes;
+      if (request.stdin !== undefined) {
+        input = this.#openPipe();
+        // The script reads one end; the daemon writes the other.
+        pipes.push({ readFd: input.writeFd, writeFd: input.readFd });
+      }
       this.#check(
         libc.posix_spawn_file_actions_init(actions),
         "posix_spawn_file_actions_init",
       );
       actionsReady = true;
       this.#check(
-        libc.posix_spawn_file_actions_addopen(
-          actions,
-          0,
-          DEV_NULL,
-          O_RDONLY,
-          0,
-        ),
+        input === undefined
+          ? libc.posix_spawn_file_actions_addopen(
+            actions,
+            0,
+            DEV_NULL,
+            O_RDONLY,
+            0,
+          )
+          : libc.posix_spawn_file_actions_adddup2(actions, input.readFd, 0),
         "posix_spawn_file_actions_addopen",
       );
       this.#check(
@@ -293,14 +302,27 @@ export class PosixSpawnLauncher implements Launcher {
       // reader sees the end of the stream when the script's copies close.
       for (const pipe of pipes) libc.close(pipe.writeFd);
     }
-    this.#readOutput(pipes[0].readFd, `${request.tag} stdout`);
-    this.#readOutput(pipes[1].readFd, `${request.tag} stderr`);
+    const outputEnded = Promise.all([
+      this.#readOutput(
+        pipes[0].readFd,
+        `${request.tag} stdout`,
+        "stdout",
+        request,
+      ),
+      this.#readOutput(
+        pipes[1].readFd,
+        `${request.tag} stderr`,
+        "stderr",
+        request,
+      ),
+    ]).then(() => {});
+    if (input !== undefined) this.#writeInput(input.writeFd, request.stdin!);
     const end = new Promise<ScriptEnd>((resolve) => {
       this.#children.set(pid, resolve);
     });
     // It may have ended before it was listed, its SIGCHLD already handled.
     this.#reapOne(pid);
-    return { pid, end };
+    return { pid, end, outputEnded };
   }
 
   /** posix_spawn(argv[0], argv, envp) in a new session, off the main thread. */
@@ -324,20 +346,51 @@ export class PosixSpawnLauncher implements Launcher {
     return { error, pid: pid[0] };
   }
 
-  /** Logs a script's output stream line by line until it ends. */
-  #readOutput(fd: number, tag: string): void {
-    const lines = new OutputLines(this.#log, tag);
+  /**
+   * Logs a script's output stream line by line until it ends; resolves
+   * then.
+   */
+  #readOutput(
+    fd: number,
+    tag: string,
+    stream: OutputStream,
+    { onOutput, onLine }: LaunchRequest,
+  ): Promise<void> {
+    const lines = new OutputLines(
+      this.#log,
+      tag,
+      onLine && ((line) => onLine(stream, line)),
+    );
     // The socket owns the fd from here, and closes it at the end.
     const reader = new Socket({ fd, readable: true, writable: false });
     this.#readers.add(reader);
-    reader.on("data", (chunk: Uint8Array) => lines.push(chunk));
+    const ended = Promise.withResolvers<void>();
+    reader.on("data", (chunk: Uint8Array) => {
+      onOutput?.(stream, chunk);
+      lines.push(chunk);
+    });
     reader.on("error", (error: Error) => {
       this.#log.debug(`${tag}: ${error.message}`);
     });
     reader.on("close", () => {
       this.#readers.delete(reader);
       lines.end();
+      ended.resolve();
     });
+    return ended.promise;
+  }
+
+  /**
+   * Writes `bytes` to the script's stdin and closes it. A script that exits
+   * without reading all of it ends the write with EPIPE (Deno ignores
+   * SIGPIPE), which is nobody's error.
+   */
+  #writeInput(fd: number, bytes: Uint8Array): void {
+    const writer = new Socket({ fd, readable: false, writable: true });
+    this.#readers.add(writer);
+    writer.on("error", () => writer.destroy());
+    writer.on("close", () => this.#readers.delete(writer));
+    writer.end(bytes);
   }
 
   /** Reports the end of `pid` if it has ended. */

@@ -33,6 +33,11 @@ export interface LocalConnectionOptions {
 
 const encoder = new TextEncoder();
 const READ_BUFFER_BYTES = 64 * 1024;
+/**
+ * Unwritten bytes past which event lines are dropped (and counted) rather
+ * than queued, so that answers to requests always have room.
+ */
+const EVENT_BACKLOG_BYTES = 256 * 1024;
 
 export class LocalConnection {
   readonly label: string;
@@ -47,6 +52,13 @@ export class LocalConnection {
   #queuedBytes = 0;
   #flushing: Promise<void> | undefined;
   readonly #finished = Promise.withResolvers<void>();
+  /** Told each time everything queued has been written (subscriptions). */
+  onDrained: (() => void) | undefined;
+  /**
+   * Set while the connection has a subscription: it stays open after its
+   * input ends, for as long as the client reads.
+   */
+  #streaming = false;
 
   constructor(conn: Deno.Conn, label: string, options: LocalConnectionOptions) {
     this.#conn = conn;
@@ -103,6 +115,16 @@ export class LocalConnection {
     await this.#finished.promise;
   }
 
+  get streaming(): boolean {
+    return this.#streaming;
+  }
+
+  /** Keeps the connection open for a subscription's events, or stops. */
+  set streaming(on: boolean) {
+    this.#streaming = on;
+    if (!on) this.#closeIfDone();
+  }
+
   /** Marks one request as waiting for an answer on this connection. */
   owe(): void {
     this.#owed++;
@@ -115,6 +137,17 @@ export class LocalConnection {
     this.#closeIfDone();
   }
 
+  /**
+   * Writes one event line, unless the client has not read what it was sent
+   * before: then false, and nothing is queued.
+   */
+  writeEvent(line: unknown): boolean {
+    if (this.#closed) return true;
+    if (this.#queuedBytes > EVENT_BACKLOG_BYTES) return false;
+    this.#enqueue(encoder.encode(JSON.stringify(line) + "\n"));
+    return true;
+  }
+
   /** Writes one status line; dropped (and logged) if the client is gone. */
   reply(report: StatusReport): void {
     if (this.#closed) {
@@ -123,7 +156,10 @@ export class LocalConnection {
       );
       return;
     }
-    const bytes = encoder.encode(encodeStatusLine(report));
+    this.#enqueue(encoder.encode(encodeStatusLine(report)));
+  }
+
+  #enqueue(bytes: Uint8Array): void {
     this.#queuedBytes += bytes.length;
     if (this.#queuedBytes > this.#options.maxBufferedBytes) {
       this.#options.log.warn(
@@ -155,13 +191,14 @@ export class LocalConnection {
     } finally {
       this.#flushing = undefined;
     }
+    if (!this.#closed) this.onDrained?.();
     this.#closeIfDone();
   }
 
   #closeIfDone(): void {
     if (
       this.#inputEnded && this.#owed <= 0 && this.#queue.length === 0 &&
-      this.#flushing === undefined
+      this.#flushing === undefined && !this.#streaming
     ) {
       this.close();
     }

@@ -9,9 +9,13 @@ import type { PeerLink } from "../remote/peer_link.ts";
 import type { OutboxRow, RowState } from "./outbox_rows.ts";
 import { newRef } from "./ref.ts";
 
-/** Whoever waits for a request's status: a local connection. */
+/** Whoever waits for a request's status: a local connection, a fan-out. */
 export interface Owner {
+  /** One more request waits for its status. */
   owe(): void;
+  /** A line that is not the request's final status (a fan-out's). */
+  reply(report: StatusReport): void;
+  /** The request's final status. */
   settle(report: StatusReport): void;
 }
 
@@ -29,6 +33,16 @@ export interface Entry {
   readonly text: string;
   /** Commands are never sent again: only scripts are de-duplicated. */
   readonly command: boolean;
+  /** The script's name, or the command's code, for events and the log. */
+  readonly name: string;
+  /** The one peer it may go to (`to`), by name. */
+  readonly target?: string;
+  /** The fan-out it is one delivery of, by the fan-out's ref. */
+  readonly fanout?: string;
+  /** Whether the text has a `to`, which an original must not see. */
+  readonly hasTo: boolean;
+  /** When it was last handed to a link, for a PING's round trip. */
+  sentAt?: number;
   owner: Owner | undefined;
   state: EntryState;
   /** The peer it went to, by name: a redelivery goes to the same one. */
@@ -49,26 +63,38 @@ export interface Entry {
   awayTimer?: ReturnType<typeof setTimeout>;
 }
 
-/** What `RESULT` tells of a request. */
-export type ResultState =
-  | { state: "done"; result: StatusReport }
-  | { state: "pending" }
-  | { state: "unknown" };
+/** How a request is to go. */
+export interface EntryOptions {
+  deadlineMs?: number;
+  /** A `&cmd` (or a `+cmd` PING) with this code: never sent again. */
+  command?: boolean;
+  code?: string;
+  /** The one peer it may go to. */
+  target?: string;
+  /** The fan-out it belongs to. */
+  fanout?: string;
+  /** Its ref, when the caller must know it first. */
+  ref?: string;
+}
 
 /** A request just accepted from `owner`, not yet anywhere. */
 export function newEntry(
   owner: Owner,
   message: Message,
   text: string,
-  options: { deadlineMs?: number; command?: boolean },
+  options: EntryOptions,
   now: number,
 ): Entry {
   return {
-    ref: newRef(),
+    ref: options.ref ?? newRef(),
     id: message.id,
     hasId: message.hasId,
     text,
     command: options.command ?? false,
+    name: options.code ?? message.name,
+    target: options.target,
+    fanout: options.fanout,
+    hasTo: message.fields.to !== undefined,
     owner,
     state: "queued",
     withRef: false,
@@ -88,6 +114,10 @@ export function entryFromRow(row: OutboxRow, message: Message): Entry {
     hasId: message.hasId,
     text: row.frame,
     command: false,
+    name: message.name,
+    target: row.peer ?? undefined,
+    fanout: row.fanout ?? undefined,
+    hasTo: message.fields.to !== undefined,
     owner: undefined,
     state: row.state,
     peer: row.peer ?? undefined,

@@ -24,13 +24,22 @@ import {
   type StatusData,
   type StatusReport,
   withId,
+  withoutTo,
   withRef,
 } from "../protocol.ts";
 import { exceeds, frameLimit, type PeerLink } from "../remote/peer_link.ts";
 import type { Remote } from "../remote/remote.ts";
 import type { Logger } from "../log.ts";
 import type { OutboxRows, RowState } from "./outbox_rows.ts";
-import { type Entry, newEntry, type Owner, type ResultState } from "./entry.ts";
+import {
+  type Entry,
+  type EntryOptions,
+  newEntry,
+  type Owner,
+} from "./entry.ts";
+import { FanOut } from "./fanout.ts";
+import { resultOf, type ResultState } from "./results.ts";
+import type { EventBus } from "../events/bus.ts";
 import { readJournal, unknownAfterRestart } from "./replay.ts";
 import { BlindIndex } from "./blind.ts";
 import {
@@ -49,6 +58,7 @@ export interface OutboxOptions {
   remote: Remote;
   rows: OutboxRows;
   log: Logger;
+  bus: EventBus;
   /** This daemon's frame limit: what a peer that does not say accepts. */
   maxMessageBytes: number;
   offline: OfflinePolicy;
@@ -69,6 +79,8 @@ export class Outbox {
   #committing = 0;
   /** Requests sent without a ref (to an original), by link and id. */
   readonly #blind = new BlindIndex();
+  /** Fan-outs not yet answered by every peer, by ref. */
+  readonly #fanouts = new Map<string, FanOut>();
 
   constructor(options: OutboxOptions) {
     this.#options = options;
@@ -105,28 +117,29 @@ export class Outbox {
 
   /**
    * Accepts a request: answers at once when it cannot go anywhere, else
-   * sends it now or when a peer comes.
+   * sends it now or when a peer comes. Returns its ref.
    */
   submit(
     owner: Owner,
     message: Message,
     text: string,
-    options: { deadlineMs?: number; command?: boolean; link?: PeerLink },
-  ): void {
-    const { remote, rows } = this.#options;
+    options: EntryOptions & { link?: PeerLink },
+  ): string {
+    const { rows } = this.#options;
     const entry = newEntry(owner, message, text, options, Date.now());
     owner.owe();
     if (!rows.journal.hasRoom()) this.#options.onFull?.();
     if (!rows.journal.hasRoom()) {
-      return this.#finish(entry, {
+      this.#finish(entry, {
         status: Status.REFUSED,
         error:
           "busy: the journal is full (journalMaxRows or journalMaxBytes); try again later",
       });
+      return entry.ref;
     }
     this.#entries.set(entry.ref, entry);
     this.#arm(entry);
-    const link = options.link ?? remote.pick();
+    const link = options.link ?? this.#pick(entry);
     if (link && this.#committing > 0 && !(link.has("ack") && !entry.command)) {
       // Requests before it wait for their commit; this one (a command, or
       // to a peer without ack) must not overtake them on the link.
@@ -140,9 +153,72 @@ export class Outbox {
         this.#dispatch(entry, link.isReady ? link : undefined);
       };
       rows.journal.written().then(go, go);
-      return;
+      return entry.ref;
     }
     this.#dispatch(entry, link);
+    return entry.ref;
+  }
+
+  /**
+   * Sends one request to each of `peers` (ready links, or names of peers
+   * that are not connected, which get -2), each delivery its own entry; the
+   * owner gets a line per peer, then the summary.
+   */
+  submitFanOut(
+    owner: Owner,
+    message: Message,
+    text: string,
+    options: EntryOptions,
+    peers: (PeerLink | string)[],
+    answered: ReadonlyMap<string, StatusReport> = new Map(),
+  ): void {
+    const names = peers.map((peer) =>
+      typeof peer === "string" ? peer : peer.name
+    );
+    const fanout = new FanOut(
+      owner,
+      message,
+      [...names, ...answered.keys()],
+      () => {
+        this.#fanouts.delete(fanout.ref);
+      },
+    );
+    this.#fanouts.set(fanout.ref, fanout);
+    for (const [name, report] of answered) {
+      fanout.delivery(name).settle(report);
+    }
+    for (const [index, peer] of peers.entries()) {
+      this.submit(fanout.delivery(names[index]), message, text, {
+        ...options,
+        target: names[index],
+        fanout: fanout.ref,
+        link: typeof peer === "string" ? undefined : peer,
+      });
+    }
+  }
+
+  /** The link a request goes to: its target's, or the next in turn. */
+  #pick(entry: Entry): PeerLink | undefined {
+    if (entry.target === undefined) return this.#options.remote.pick();
+    return this.#options.remote.links().find((link) =>
+      link.isReady && link.name === entry.target
+    );
+  }
+
+  /** Why a request has nowhere to go. */
+  #whyNone(entry: Entry): string {
+    return entry.target === undefined
+      ? this.#options.remote.whyNone()
+      : `peer ${JSON.stringify(entry.target)} is not connected`;
+  }
+
+  /** Requests in flight on `link` (PEERS). */
+  inFlight(link: PeerLink): number {
+    let count = 0;
+    for (const entry of this.#entries.values()) {
+      if (entry.link === link) count++;
+    }
+    return count;
   }
 
   /**
@@ -165,16 +241,26 @@ export class Outbox {
 
   /** What `RESULT` says of the newest request with this id. */
   result(id: unknown): ResultState {
-    return this.#options.rows.resultOf(id, this.#options.resultRetentionMs);
+    return resultOf(
+      id,
+      { entries: this.#entries.values(), fanouts: this.#fanouts.values() },
+      this.#options.rows,
+      this.#options.resultRetentionMs,
+    );
   }
 
   /** Sends a queued request to `link`, or to the next ready one. */
-  #dispatch(entry: Entry, link = this.#options.remote.pick()): void {
+  #dispatch(entry: Entry, link = this.#pick(entry)): void {
     if (!link) {
-      if (this.#options.offline === "reject" || entry.command) {
+      // A request for one peer by name is not kept for it: -2 at once.
+      if (
+        this.#options.offline === "reject" || entry.command ||
+        entry.target !== undefined
+      ) {
         return this.#finish(entry, {
           status: Status.NO_PEER,
-          error: this.#options.remote.whyNone(),
+          error: this.#whyNone(entry),
+          ...(entry.target === undefined ? {} : { peer: entry.target }),
         });
       }
       entry.state = "queued";
@@ -182,7 +268,7 @@ export class Outbox {
       this.#record(entry, "queued", null);
       this.#arm(entry);
       this.#options.log.debug(
-        `request ${entry.ref} queued: ${this.#options.remote.whyNone()}`,
+        `request ${entry.ref} queued: ${this.#whyNone(entry)}`,
       );
       return;
     }
@@ -222,7 +308,12 @@ export class Outbox {
   /** Hands the frame to the link's socket. */
   #transmit(entry: Entry, link: PeerLink): void {
     const withRefs = link.has("request-ref");
-    const frame = withRefs ? withRef(entry.text, entry.ref) : entry.text;
+    // An original is sent the request as Part 1 has it: no `to`.
+    const frame = withRefs
+      ? withRef(entry.text, entry.ref)
+      : entry.hasTo
+      ? withoutTo(entry.text)
+      : entry.text;
     if (exceeds(frame, frameLimit(link, this.#options.maxMessageBytes))) {
       const limit = link.hello?.maxMessageBytes ??
         this.#options.maxMessageBytes;
@@ -240,13 +331,24 @@ export class Outbox {
     // it first would put a commit on its path and buy nothing, since after
     // a crash its status cannot come anyway. One that waited in the queue
     // has a row, which must not say "queued" once it has gone.
-    if (!acked && entry.journaled) this.#record(entry, "blind", link.name);
+    if (!acked && (entry.journaled || entry.fanout)) {
+      // A fan-out's delivery has its row from the start, so that RESULT
+      // counts every peer of it after a restart.
+      this.#record(entry, "blind", link.name);
+    }
     // A send the budget refuses closes the link inside send(); "sending"
     // tells onClosed that this one never left, so it goes to the next peer.
     entry.state = "sending";
     if (!withRefs) this.#blind.add(link, entry);
     if (link.send(frame)) {
       entry.state = acked ? "sent" : "blind";
+      entry.sentAt = performance.now();
+      this.#options.bus.emit("request.sent", {
+        name: entry.name,
+        ...(entry.hasId ? { id: entry.id } : {}),
+        peer: link.name,
+        ref: entry.ref,
+      });
       return;
     }
     if (!withRefs) this.#blind.remove(link, entry);
@@ -290,6 +392,17 @@ export class Outbox {
       entry.link = undefined;
       if (entry.state === "sent" || entry.state === "acked") {
         this.#awaitPeer(entry);
+        // A fan-out's summary does not wait for a peer that went: its line
+        // says the outcome is unknown, and a status that comes later is
+        // kept for RESULT.
+        if (entry.fanout) {
+          this.#giveUp(entry, {
+            status: Status.OUTCOME_UNKNOWN,
+            error:
+              `peer ${link.name} disconnected before answering: ${reason}; the request was sent, so it may have run`,
+            peer: link.name,
+          });
+        }
         continue;
       }
       if (entry.state !== "blind") continue;
@@ -348,6 +461,20 @@ export class Outbox {
     // Key order as Part 1 has it: status, id, then what this daemon adds.
     const report = withId(relayedReport(data), entry);
     report.peer = link.name;
+    link.done++;
+    if (entry.command && entry.sentAt !== undefined) {
+      if (entry.name === "PING") {
+        link.pinged();
+        link.rttMs = Math.round((performance.now() - entry.sentAt) * 100) /
+          100;
+        report.rttMs = link.rttMs;
+        report.data = { peer: link.name, rttMs: link.rttMs };
+      } else if (data.data !== undefined) {
+        // What INFO, PEERS or SCRIPTS answered: JSON the peer sent, whose
+        // depth and size were bounded as the frame was read.
+        report.data = data.data;
+      }
+    }
     this.#finish(entry, report);
     return true;
   }
@@ -363,6 +490,14 @@ export class Outbox {
     const shown = withId(report, entry);
     if (entry.state !== "done") this.#options.rows.finish(entry, shown);
     entry.state = "done";
+    this.#options.bus.emit("status.returned", {
+      name: entry.name,
+      ...(entry.hasId ? { id: entry.id } : {}),
+      ...(shown.peer === undefined ? {} : { peer: shown.peer as string }),
+      status: shown.status,
+      durationMs: Date.now() - entry.acceptedAt,
+      ...(shown.error === undefined ? {} : { error: shown.error }),
+    });
     const owner = entry.owner;
     entry.owner = undefined;
     owner?.settle(shown);
@@ -392,9 +527,17 @@ export class Outbox {
     }
     // It may be running: the asker is told the truth, that no status came in
     // time; the status, when it comes, is kept for RESULT.
+    this.#giveUp(entry, noStatusInTime(entry));
+  }
+
+  /**
+   * Tells the asker `report` and stops sending the request, but keeps it:
+   * its status, should it come, is recorded for RESULT.
+   */
+  #giveUp(entry: Entry, report: StatusReport): void {
     entry.expired = true;
     const owner = entry.owner;
     entry.owner = undefined;
-    owner?.settle(noStatusInTime(entry));
+    owner?.settle(withId(report, entry));
   }
 }

@@ -12,7 +12,6 @@
 
 import type { Journal } from "../journal/journal.ts";
 import type { StatusReport } from "../protocol.ts";
-import type { ResultState } from "./entry.ts";
 
 export type RowState = "queued" | "sent" | "acked" | "blind" | "done";
 
@@ -29,6 +28,8 @@ export interface OutboxRow {
   expires_at: number | null;
   status: string | null;
   done_at: number | null;
+  /** The fan-out it is one delivery of, by the fan-out's ref. */
+  fanout: string | null;
 }
 
 /** The id as the journal keys it: JSON, so 1 and "1" stay apart. */
@@ -42,6 +43,9 @@ export interface Journaled {
   readonly id?: unknown;
   readonly hasId: boolean;
   readonly text: string;
+  readonly fanout?: string;
+  /** The one peer it may go to. */
+  readonly target?: string;
   deadlineAt?: number;
   expiresAt?: number;
   /** Whether its row exists. */
@@ -72,8 +76,9 @@ export class OutboxRows {
     entry.journaled = true;
     this.#journal.write(
       `INSERT OR REPLACE INTO outbox
-         (ref, id, frame, peer, state, accepted_at, deadline_at, expires_at)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+         (ref, id, frame, peer, state, accepted_at, deadline_at, expires_at,
+          fanout)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       [
         entry.ref,
         idColumn(entry.hasId, entry.id),
@@ -83,6 +88,7 @@ export class OutboxRows {
         entry.acceptedAt,
         entry.deadlineAt ?? null,
         entry.expiresAt ?? null,
+        entry.fanout ?? null,
       ],
       1,
     );
@@ -93,7 +99,7 @@ export class OutboxRows {
     if (!entry.journaled) {
       // A refusal for a full journal is not recorded: there is no room.
       if (!this.#journal.hasRoom()) return;
-      this.put(entry, "done", null);
+      this.put(entry, "done", entry.target ?? null);
     }
     this.#journal.write(
       "UPDATE outbox SET state = 'done', status = ?, done_at = ? WHERE ref = ?",
@@ -113,33 +119,20 @@ export class OutboxRows {
     this.#journal.write("DELETE FROM outbox WHERE ref = ?", [ref], -1);
   }
 
-  /**
-   * What `RESULT` says of the newest request with this id: a result past
-   * its retention is gone, whether or not compaction has run.
-   */
-  resultOf(id: unknown, retentionMs: number): ResultState {
-    const key = idColumn(true, id);
-    const row = key === null ? undefined : this.byId(key);
-    if (!row) return { state: "unknown" };
-    if (row.state !== "done" || row.status === null) {
-      return { state: "pending" };
-    }
-    if ((row.done_at ?? 0) < Date.now() - retentionMs) {
-      return { state: "unknown" };
-    }
-    try {
-      return { state: "done", result: JSON.parse(row.status) };
-    } catch {
-      return { state: "unknown" };
-    }
-  }
-
   /** The newest request with this id, for `RESULT`. */
   byId(id: string): OutboxRow | undefined {
     return this.#journal.all<OutboxRow>(
       "SELECT * FROM outbox WHERE id = ? ORDER BY accepted_at DESC, rowid DESC LIMIT 1",
       [id],
     )[0];
+  }
+
+  /** The deliveries of one fan-out. */
+  ofFanOut(fanout: string): OutboxRow[] {
+    return this.#journal.all<OutboxRow>(
+      "SELECT * FROM outbox WHERE fanout = ? ORDER BY rowid",
+      [fanout],
+    );
   }
 
   /**

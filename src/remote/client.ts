@@ -285,7 +285,7 @@ export class RemoteClient implements Remote {
       }
       if (now - lastPing >= heartbeatMs) {
         lastPing = now;
-        link.send(PING);
+        if (link.send(PING)) link.pinged();
       }
     }, tick);
   }

@@ -137,6 +137,11 @@ export class PeerLink {
   closeCode: number | undefined;
   /** When the peer was last heard from, for the heartbeat. */
   lastHeard = Date.now();
+  /** Requests sent on this link whose status has come (PEERS). */
+  done = 0;
+  /** The last round trip measured, ping to pong, in ms (PEERS). */
+  rttMs: number | undefined;
+  #pingAt: number | undefined;
   readonly #socket: LinkSocket;
   readonly #options: PeerLinkOptions;
   #closed = false;
@@ -172,6 +177,16 @@ export class PeerLink {
     return this.#name === undefined
       ? this.label
       : `${this.#name} (${this.label})`;
+  }
+
+  /** Bytes handed to the socket and not yet written. */
+  get bufferedAmount(): number {
+    return this.#socket.bufferedAmount;
+  }
+
+  /** The send backlog past which optional frames (events) are dropped. */
+  get eventBudget(): number {
+    return Math.floor(this.#options.maxBufferedBytes / 4);
   }
 
   get isOpen(): boolean {
@@ -213,7 +228,10 @@ export class PeerLink {
     socket.onmessage = (event) => guard("frame", () => this.#onMessage(event));
     const heard = () => this.lastHeard = Date.now();
     socket.on?.("ping", heard);
-    socket.on?.("pong", heard);
+    socket.on?.("pong", () => {
+      heard();
+      this.pong();
+    });
     socket.onerror = (event) => {
       const message = (event as ErrorEvent).message;
       if (message) this.#options.log.debug(`${this.label}: ${message}`);
@@ -338,10 +356,25 @@ export class PeerLink {
   /** Sends a WebSocket ping, where the socket can. */
   ping(): void {
     try {
-      if (this.isOpen) this.#socket.ping?.();
+      if (this.isOpen && this.#socket.ping) {
+        this.#socket.ping();
+        this.pinged();
+      }
     } catch {
       // Closing already.
     }
+  }
+
+  /** A ping (WebSocket or `&cmd PING`) went out now: its pong times it. */
+  pinged(): void {
+    this.#pingAt ??= performance.now();
+  }
+
+  /** The pong of the last ping came: the round trip is measured. */
+  pong(): void {
+    if (this.#pingAt === undefined) return;
+    this.rttMs = Math.round((performance.now() - this.#pingAt) * 100) / 100;
+    this.#pingAt = undefined;
   }
 
   /** Drops the connection at once, without a close handshake. */

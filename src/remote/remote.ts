@@ -6,7 +6,7 @@
  * @module
  */
 
-import type { Mode } from "../commands.ts";
+import type { Mode } from "../commands/table.ts";
 import type { Hello } from "../protocol.ts";
 import type { Logger } from "../log.ts";
 import type { ClientTrust, ServerTrust } from "../config.ts";

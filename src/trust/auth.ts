@@ -79,6 +79,8 @@ export function matchesAny(name: string, globs: readonly string[]): boolean {
 }
 
 const compiled = new Map<string, RegExp>();
+/** Globs kept compiled at most: local processes may send any (`to`). */
+const MAX_COMPILED = 1024;
 
 function globToRegExp(glob: string): RegExp {
   let regexp = compiled.get(glob);
@@ -87,6 +89,7 @@ function globToRegExp(glob: string): RegExp {
       part.replace(/[.+?^${}()|[\]\\]/g, "\\$&")
     ).join(".*");
     regexp = new RegExp(`^${source}$`, "s");
+    if (compiled.size >= MAX_COMPILED) compiled.clear();
     compiled.set(glob, regexp);
   }
   return regexp;

@@ -307,22 +307,25 @@ Deno.test("a connected pair turns every failure into a status and runs on", asyn
   }
 
   await t.step(
-    "params over 131071 bytes of JSON answer -1; 131071 still run",
+    "params up to 131071 bytes of JSON are argv[1]; one byte more go to stdin",
     async () => {
       await using local = await LocalClient.connect(server.socket);
       const fits = await local.request({
-        name: "noop",
+        name: "read-params",
         id: "fits",
         params: "x".repeat(131_069),
+        output: true,
       });
       assertEquals([fits.status, fits.id], [0, "fits"]);
+      assertMatch(String(fits.stdout), /^via=argv env= bytes=131071 /);
       const answer = await local.request({
-        name: "noop",
-        id: "too-big",
+        name: "read-params",
+        id: "over",
         params: "x".repeat(131_070),
+        output: true,
       });
-      assertFailure(answer, -1, { id: "too-big" }, "131072 bytes of params");
-      assertMatch(answer.error as string, /131071/);
+      assertEquals([answer.status, answer.id], [0, "over"]);
+      assertMatch(String(answer.stdout), /^via=- env=stdin bytes=131072 /);
     },
   );
 

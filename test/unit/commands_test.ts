@@ -1,5 +1,5 @@
 import { assert, assertEquals, assertMatch } from "../helpers/assert.ts";
-import { checkCommand, pauseMs, peerMode } from "../../src/commands.ts";
+import { checkCommand, pauseMs, peerMode } from "../../src/commands/table.ts";
 
 Deno.test("pauseMs accepts whole milliseconds from 0 to a day", () => {
   for (const ms of [0, 1, 5000, 86_400_000]) assertEquals(pauseMs(ms), ms);
@@ -26,14 +26,31 @@ Deno.test("pauseMs explains bad data", () => {
 });
 
 Deno.test("PAUSE runs on a client only, with valid data", () => {
-  assertEquals(checkCommand({ code: "PAUSE", data: 2500 }, "client"), {
+  assertEquals(checkCommand({ code: "PAUSE", data: 2500 }, "client", "+cmd"), {
     code: "PAUSE",
-    ms: 2500,
+    data: 2500,
   });
-  const onServer = checkCommand({ code: "PAUSE", data: 2500 }, "server");
-  assert("error" in onServer, "PAUSE accepted on a server");
-  assertMatch(onServer.error, /only on a client/);
-  const badData = checkCommand({ code: "PAUSE", data: "soon" }, "client");
+  // A server's &cmd PAUSE runs on its client: allowed.
+  assertEquals(checkCommand({ code: "PAUSE", data: 5 }, "server", "&cmd"), {
+    code: "PAUSE",
+    data: 5,
+  });
+  for (
+    const [mode, origin] of [
+      ["server", "+cmd"],
+      ["client", "&cmd"],
+      ["server", "peer"],
+    ] as const
+  ) {
+    const checked = checkCommand({ code: "PAUSE", data: 2500 }, mode, origin);
+    assert("error" in checked, `PAUSE accepted: ${mode} ${origin}`);
+    assertMatch(checked.error, /only on a client/);
+  }
+  const badData = checkCommand(
+    { code: "PAUSE", data: "soon" },
+    "client",
+    "+cmd",
+  );
   assert("error" in badData, "PAUSE accepted with bad data");
   assertMatch(badData.error, /PAUSE data must be/);
 });
@@ -41,29 +58,121 @@ Deno.test("PAUSE runs on a client only, with valid data", () => {
 Deno.test("STATUS runs in both modes with an integer status", () => {
   for (const mode of ["client", "server"] as const) {
     assertEquals(
-      checkCommand({ code: "STATUS", data: { status: 3, id: "a" } }, mode),
+      checkCommand(
+        { code: "STATUS", data: { status: 3, id: "a" } },
+        mode,
+        "+cmd",
+      ),
       { code: "STATUS", data: { status: 3, id: "a" } },
     );
     for (const data of [undefined, 3, { id: "a" }, { status: "0" }]) {
-      const checked = checkCommand({ code: "STATUS", data }, mode);
+      const checked = checkCommand({ code: "STATUS", data }, mode, "peer");
       assert("error" in checked, `STATUS accepted ${JSON.stringify(data)}`);
       assertMatch(checked.error, /^STATUS data/);
     }
   }
 });
 
-Deno.test("unknown codes are errors naming the code, HELLO included", () => {
-  for (const code of ["REBOOT", "pause", "", "HELLO", "PING"]) {
+Deno.test("unknown codes are errors naming the code, from anywhere", () => {
+  for (const code of ["REBOOT", "pause", "", "toString", "__proto__"]) {
     for (const mode of ["client", "server"] as const) {
-      const checked = checkCommand({ code, data: 1 }, mode);
-      assert("error" in checked, `${code} accepted on a ${mode}`);
+      for (const origin of ["+cmd", "&cmd", "peer"] as const) {
+        const checked = checkCommand({ code, data: 1 }, mode, origin);
+        assert("error" in checked, `${code} accepted on a ${mode}`);
+        assert(
+          checked.error.startsWith(
+            `unknown command code ${
+              JSON.stringify(code)
+            }: expected one of "PAUSE", "STATUS", "RESULT", "INFO"`,
+          ),
+          checked.error,
+        );
+      }
+    }
+  }
+});
+
+Deno.test("the link's own protocol codes are never commands", () => {
+  for (const code of ["HELLO", "ACK", "PONG", "EVENT", "PING"]) {
+    if (code === "PING") continue; // PING is a command too (a round trip)
+    const checked = checkCommand({ code, data: {} }, "server", "+cmd");
+    assert("error" in checked, `${code} accepted`);
+    assertMatch(checked.error, /part of the link protocol/);
+  }
+});
+
+Deno.test("RESULT is a +cmd only", () => {
+  assertEquals(
+    checkCommand({ code: "RESULT", data: { id: "a" } }, "client", "+cmd"),
+    { code: "RESULT", data: { id: "a" } },
+  );
+  for (const origin of ["&cmd", "peer"] as const) {
+    const checked = checkCommand(
+      { code: "RESULT", data: { id: "a" } },
+      "client",
+      origin,
+    );
+    assert("error" in checked, `RESULT accepted from ${origin}`);
+    assertMatch(checked.error, /send it as \+cmd/);
+  }
+});
+
+Deno.test("introspection commands run anywhere and ignore their data", () => {
+  for (const code of ["INFO", "PEERS", "PING"]) {
+    for (const origin of ["+cmd", "&cmd", "peer"] as const) {
       assertEquals(
-        checked.error,
-        `unknown command code ${
-          JSON.stringify(code)
-        }: expected "PAUSE", "STATUS" or "RESULT"`,
+        checkCommand({ code, data: { any: 1 } }, "server", origin),
+        { code, data: null } as never,
       );
     }
+  }
+  assertEquals(
+    checkCommand(
+      { code: "SCRIPTS", data: { peer: "web-1" } },
+      "server",
+      "+cmd",
+    ),
+    { code: "SCRIPTS", data: { peer: "web-1" } },
+  );
+  const bad = checkCommand(
+    { code: "SCRIPTS", data: { peer: 3 } },
+    "server",
+    "+cmd",
+  );
+  assert("error" in bad);
+});
+
+Deno.test("SUBSCRIBE checks its event names and peer lists", () => {
+  assertEquals(
+    checkCommand({ code: "SUBSCRIBE", data: undefined }, "client", "+cmd"),
+    { code: "SUBSCRIBE", data: {} },
+  );
+  assertEquals(
+    checkCommand(
+      {
+        code: "SUBSCRIBE",
+        data: { events: ["script.started"], peers: ["web-*"] },
+      },
+      "client",
+      "+cmd",
+    ),
+    {
+      code: "SUBSCRIBE",
+      data: { events: ["script.started"], peers: ["web-*"] },
+    },
+  );
+  for (
+    const data of [
+      { events: ["nope"] },
+      { events: "script.started" },
+      { peers: [1] },
+      { events: [] as string[], peers: [""] },
+      [1],
+    ]
+  ) {
+    const checked = checkCommand({ code: "SUBSCRIBE", data }, "client", "+cmd");
+    assert("error" in checked, `accepted ${JSON.stringify(data)}`);
+    assertMatch(checked.error, /^SUBSCRIBE data/);
   }
 });
 

@@ -1,3 +1,4 @@
+import { EventBus } from "../../src/events/bus.ts";
 import { assertEquals } from "../helpers/assert.ts";
 import { until } from "../helpers/wait.ts";
 import { Journal } from "../../src/journal/journal.ts";
@@ -41,6 +42,7 @@ for (const durability of ["relaxed", "fsync"] as const) {
       };
       const outbox = new Outbox({
         remote: { pick: () => link, whyNone: () => "none" } as never,
+        bus: new EventBus(),
         rows,
         log,
         maxMessageBytes: 1 << 20,
@@ -49,7 +51,7 @@ for (const durability of ["relaxed", "fsync"] as const) {
         resultRetentionMs: 60_000,
         onFull: () => rows.compact(-1, 0, false),
       });
-      const owner = { owe() {}, settle() {} };
+      const owner = { owe() {}, reply() {}, settle() {} };
       const message = (name: string) => ({
         name,
         hasId: false,
