@@ -58,6 +58,7 @@ run:
 bench:
 	$(DENO) run --frozen --allow-all scripts/bench.ts
 	$(DENO) run --frozen --allow-all scripts/bench_ack.ts
+	$(DENO) run --frozen --allow-all scripts/bench_fleet.ts
 
 # deno compile downloads its runtime (denort) unless DENORT_BIN names a local one.
 build:

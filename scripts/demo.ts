@@ -1,9 +1,10 @@
 /**
  * `make demo`: the round trip on an embedded default. Starts a server and a
  * client daemon on loopback in temporary prefixes with two example scripts,
- * sends a success, a failure and an unknown script each way, prints every
- * request and status as it goes, stops both daemons with SIGTERM, and exits 0
- * only if every status and both exit codes were as expected.
+ * sends a success, a failure and an unknown script each way, then a
+ * broadcast (`"to": "*"`, with its output) and an INFO of each daemon, prints
+ * every request and status as it goes, stops both daemons with SIGTERM, and
+ * exits 0 only if every status and both exit codes were as expected.
  *
  * @module
  */
@@ -110,6 +111,54 @@ async function roundTrip(
   }
 }
 
+/**
+ * A broadcast from the server's socket, with the script's output, and an
+ * INFO of this daemon (`+cmd`) and of its peer (`&cmd`).
+ */
+async function broadcastAndInfo(
+  server: DaemonProcess,
+  differences: string[],
+): Promise<void> {
+  await using local = await LocalClient.connect(server.socket);
+  const broadcast = {
+    name: "greet",
+    id: "everyone",
+    params: { who: "fleet" },
+    to: "*",
+    output: true,
+  };
+  console.log(`  → ${JSON.stringify(broadcast)}`);
+  await local.send(broadcast);
+  // One line per peer as each finishes, then the summary.
+  for (;;) {
+    const answer = await local.next(ANSWER_TIMEOUT_MS);
+    console.log(`  ← ${JSON.stringify(answer)}`);
+    if (answer.done === true) {
+      if (answer.status !== 0) {
+        differences.push(`broadcast: summary ${JSON.stringify(answer)}`);
+      }
+      break;
+    }
+    if (!String(answer.stdout).startsWith("hello!")) {
+      differences.push(`broadcast: no output in ${JSON.stringify(answer)}`);
+    }
+  }
+  for (const marker of ["+cmd", "&cmd"]) {
+    const info = {
+      name: marker,
+      id: `info${marker[0]}`,
+      params: { code: "INFO" },
+    };
+    console.log(`  → ${JSON.stringify(info)}`);
+    await local.send(info);
+    const answer = await local.next(ANSWER_TIMEOUT_MS);
+    console.log(`  ← ${JSON.stringify(answer)}`);
+    if (answer.status !== 0) {
+      differences.push(`${marker} INFO: ${JSON.stringify(answer)}`);
+    }
+  }
+}
+
 /** Runs the demo; returns the temp prefixes, which are removed on return. */
 async function demo(differences: string[]): Promise<string[]> {
   console.log("ws-daemon demo: a server and a client daemon on 127.0.0.1\n");
@@ -133,6 +182,8 @@ async function demo(differences: string[]): Promise<string[]> {
     await roundTrip(server, client, "client", "s", differences);
     console.log("\nFrom the client's socket (the server runs the scripts):");
     await roundTrip(client, server, "server", "c", differences);
+    console.log("\nA broadcast to every peer, and INFO here and there:");
+    await broadcastAndInfo(server, differences);
   } catch (error) {
     differences.push(`round trip failed: ${(error as Error).message}`);
   }

@@ -25,21 +25,17 @@ import {
   parseStatusData,
   ProtocolError,
   REMOTE_COMMAND,
-  requestMs,
   shown,
   Status,
   type StatusData,
   withId,
 } from "./protocol.ts";
+import { requestMs } from "./request_fields.ts";
 import type { EventBus } from "./events/bus.ts";
 import type { EventRelay, PeerStreams } from "./events/relay.ts";
 import { runFlags, type ScriptRunner } from "./scripts.ts";
-import {
-  exceeds,
-  frameLimit,
-  type PeerHandler,
-  type PeerLink,
-} from "./remote/peer_link.ts";
+import type { PeerHandler, PeerLink } from "./remote/peer_link.ts";
+import { exceeds, frameLimit } from "./remote/frame_limit.ts";
 import type { Remote } from "./remote/remote.ts";
 import { allows } from "./trust/auth.ts";
 import type { Outbox } from "./outbox/outbox.ts";

@@ -5,7 +5,7 @@
  * that sent it; the outbox sends it to the link its `to` names, or the one
  * the `Remote` picks, and the peer's STATUS is matched back to it (see
  * `peer_frames.ts`) and written to that connection only. `+cmd` runs here
- * (`commands/local.ts`); `&cmd` goes to the peer.
+ * (`commands/local.ts`); `&cmd` goes to the peer (`command_forwarding.ts`).
  *
  * Every local message gets exactly one answer, whatever it holds (a fan-out:
  * one line per peer, then its summary): what cannot be read is -4, what is
@@ -14,7 +14,7 @@
  * @module
  */
 
-import { checkCommand, type CheckedCommand, needs } from "./commands/table.ts";
+import { checkCommand, type CheckedCommand } from "./commands/table.ts";
 import {
   LOCAL_COMMAND,
   type Message,
@@ -22,25 +22,21 @@ import {
   parseMessage,
   ProtocolError,
   REMOTE_COMMAND,
-  requestKey,
-  requestMs,
   shown,
   Status,
   type StatusReport,
   withId,
-  withoutTo,
 } from "./protocol.ts";
-import { newRef } from "./outbox/ref.ts";
+import { requestKey, requestMs } from "./request_fields.ts";
 import { checkScriptName } from "./scripts.ts";
 import { parseTarget, resolveTargets } from "./targets.ts";
 import type { LocalConnection, LocalHandler } from "./local/connection.ts";
 import type { Remote } from "./remote/remote.ts";
-import type { PeerLink } from "./remote/peer_link.ts";
 import type { Outbox } from "./outbox/outbox.ts";
-import type { EntryOptions, Owner } from "./outbox/entry.ts";
 import type { LocalCommands } from "./commands/local.ts";
 import type { EventRelay } from "./events/relay.ts";
 import type { EventBus } from "./events/bus.ts";
+import { CommandForwarder, type CommandPeers } from "./command_forwarding.ts";
 import type { Logger } from "./log.ts";
 
 export interface RouterOptions {
@@ -65,10 +61,16 @@ const FLAGS = ["output", "stdin"] as const;
 
 export class Router implements LocalHandler {
   readonly #options: RouterOptions;
+  readonly #forwarder: CommandForwarder;
   #stopping = false;
 
   constructor(options: RouterOptions) {
     this.#options = options;
+    this.#forwarder = new CommandForwarder({
+      outbox: options.outbox,
+      relay: options.relay,
+      noPeer: (name) => this.#noPeer(name),
+    });
   }
 
   /** New limits (SIGHUP), for requests from now on. */
@@ -187,138 +189,12 @@ export class Router implements LocalHandler {
     // A `+cmd PING` goes to the peer as the `&cmd` it stands for.
     text = JSON.stringify({ ...message.fields, name: REMOTE_COMMAND }),
   ): void {
-    const options: EntryOptions = { command: true, code: command.code };
     const peers = this.#peersFor(message);
     if (peers === "stopping") {
       connection.reply(withId(this.#noPeer(), message));
       return;
     }
-    if (Array.isArray(peers)) {
-      return this.#fanOutCommand(connection, message, text, command, peers);
-    }
-    const link = peers.link;
-    if (!link) {
-      connection.reply(withId(this.#noPeer(peers.name), message));
-      return;
-    }
-    const refusal = this.#refusal(link, command);
-    if (refusal !== undefined) {
-      throw new ProtocolError(refusal.error, {
-        ...message,
-        status: refusal.status,
-      });
-    }
-    if (!link.has("request-ref")) {
-      // An original runs it without a word back (Part 1): sent is all we know.
-      if (!link.send(text)) {
-        connection.reply(withId(this.#noPeer(), message));
-        return;
-      }
-      connection.reply(withId({ status: 0, peer: link.name }, message));
-      return;
-    }
-    if (command.code !== "SUBSCRIBE") {
-      this.#options.outbox.submit(connection, message, text, {
-        ...options,
-        link,
-      });
-      return;
-    }
-    // Its events come under its ref, from the moment the peer answers.
-    const ref = newRef();
-    const relay = this.#options.relay;
-    relay.expect(ref, connection, link);
-    const owner: Owner = {
-      owe: () => connection.owe(),
-      reply: (report) => connection.reply(report),
-      settle: (report) => {
-        relay.answered(ref, report.status);
-        connection.settle(report);
-      },
-    };
-    this.#options.outbox.submit(owner, message, text, {
-      ...options,
-      link,
-      ref,
-    });
-  }
-
-  /**
-   * A command to many peers: each peer's answer, then the summary. A peer
-   * that cannot take it is answered here, and an original is sent it blind.
-   */
-  #fanOutCommand(
-    connection: LocalConnection,
-    message: Message,
-    text: string,
-    command: CheckedCommand,
-    peers: (PeerLink | string)[],
-  ): void {
-    if (command.code === "SUBSCRIBE") {
-      throw new ProtocolError(
-        "Cannot subscribe as 'to' must name one peer: subscribe to each peer on its own",
-        message,
-      );
-    }
-    const answered = new Map<string, StatusReport>();
-    const sent: (PeerLink | string)[] = [];
-    for (const peer of peers) {
-      if (typeof peer === "string") {
-        sent.push(peer);
-        continue;
-      }
-      const refusal = this.#refusal(peer, command);
-      if (refusal !== undefined) {
-        answered.set(peer.name, { ...refusal, peer: peer.name });
-      } else if (!peer.has("request-ref")) {
-        answered.set(
-          peer.name,
-          peer.send(withoutTo(text))
-            ? { status: 0, peer: peer.name }
-            : { status: Status.NO_PEER, error: "link closed", peer: peer.name },
-        );
-      } else sent.push(peer);
-    }
-    this.#options.outbox.submitFanOut(
-      connection,
-      message,
-      text,
-      { command: true, code: command.code },
-      sent,
-      answered,
-    );
-  }
-
-  /** Why `link` cannot take `command`, if it cannot. */
-  #refusal(
-    link: PeerLink,
-    command: CheckedCommand,
-  ): { status: number; error: string } | undefined {
-    const { original, feature } = needs(command.code);
-    if (!link.has("request-ref")) {
-      return original ? undefined : {
-        status: Status.REJECTED,
-        error:
-          `peer ${link.name} is an original ws-daemon, which does not answer ${command.code}`,
-      };
-    }
-    if (feature !== undefined && !link.has(feature)) {
-      return {
-        status: Status.REJECTED,
-        error:
-          `peer ${link.name} does not answer ${command.code} (it does not announce "${feature}")`,
-      };
-    }
-    if (command.code === "STATUS") {
-      // A status settles a request only when the daemon that ran it sends
-      // it; one relayed from a local process would be a forgery.
-      return {
-        status: Status.REFUSED,
-        error:
-          `refused: a STATUS is not relayed to ${link.name}: a peer of this project takes a status only from the daemon that ran the request`,
-      };
-    }
-    return undefined;
+    this.#forwarder.forward(connection, message, command, text, peers);
   }
 
   /**
@@ -327,10 +203,7 @@ export class Router implements LocalHandler {
    */
   #peersFor(
     message: Message,
-  ):
-    | "stopping"
-    | { name?: string; link?: PeerLink }
-    | (PeerLink | string)[] {
+  ): "stopping" | CommandPeers {
     if (this.#stopping) return "stopping";
     const { remote } = this.#options;
     const target = parseTarget(message);

@@ -17,66 +17,16 @@ import type { Launcher } from "./launch/mod.ts";
 import { GroupEnder, signalGroup } from "./launch/group.ts";
 import { RunSlots } from "./run_slots.ts";
 import { checkRunnable, type Runnable } from "./script_file.ts";
-import { OutputCapture } from "./launch/capture.ts";
-import type { ScriptEnd } from "./launch/launcher.ts";
 import type { EventBus } from "./events/bus.ts";
-
-/**
- * How long a run with `"output": true` waits, after the script's exit, for
- * the rest of its output: a background child may hold the pipes for long.
- */
-const OUTPUT_SETTLE_MS = 500;
-
-/** Waits for `promise`, at most `ms`. */
-async function settled(promise: Promise<unknown>, ms: number): Promise<void> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  await Promise.race([
-    promise,
-    new Promise((resolve) => timer = setTimeout(resolve, ms)),
-  ]);
-  clearTimeout(timer);
-}
+import {
+  launchAndWait,
+  type RunContext,
+  type RunLimits,
+  type ScriptRequest,
+} from "./script_run.ts";
 
 export { checkScriptName, MAX_ARG_BYTES } from "./script_file.ts";
-
-/**
- * A value as an environment variable: strings as they are, anything else as
- * JSON; NUL bytes, which the environment cannot hold, are dropped.
- */
-function envValue(value: unknown): string {
-  const text = typeof value === "string" ? value : JSON.stringify(value) ?? "";
-  return text.replaceAll("\0", "");
-}
-
-export interface ScriptRequest {
-  name: string;
-  /** The request's id, given to the script as WSDAEMON_ID. */
-  id?: unknown;
-  hasId: boolean;
-  params: unknown;
-  /** Who asked, given to the script as WSDAEMON_PEER. */
-  peer: string;
-  /** The request's own time limit, if it set one (capped by maxTimeoutMs). */
-  timeoutMs?: number;
-  /**
-   * Whether the asker has gone (its link closed) while the request waited
-   * for a run slot: then it does not start, since nobody can be told how it
-   * ended, and an asker told -2 may already have asked again.
-   */
-  abandoned?: () => boolean;
-  /**
-   * Awaited once the run has its slot, right before the launch: the journal
-   * records "started" first, so that after a crash it is never run again.
-   * A reason returned instead means it must not start: -5 with that reason.
-   */
-  beforeStart?: () => Promise<string | undefined>;
-  /** Told the script's pid once it has started. */
-  onStarted?: (pid: number) => void;
-  /** Its stdout and stderr go into the status (`"output": true`). */
-  output?: boolean;
-  /** Its params go to stdin even when they fit in argv[1]. */
-  stdin?: boolean;
-}
+export type { RunLimits, ScriptRequest };
 
 /** What a request asks of its run: its output back, its params on stdin. */
 export function runFlags(
@@ -99,7 +49,7 @@ export function notStarted(status: StatusData): boolean {
   return (status as { [NOT_STARTED]?: boolean })[NOT_STARTED] === true;
 }
 
-export interface ScriptRunnerOptions {
+export interface ScriptRunnerOptions extends RunLimits {
   prefix: string;
   log: Logger;
   /** How scripts are started (`openLauncher()`); closed by `close()`. */
@@ -108,23 +58,9 @@ export interface ScriptRunnerOptions {
   maxRunning: number;
   /** Requests that may wait for a run slot; more are refused -5 "busy". */
   maxQueued: number;
-  /** A script's time limit when its request sets none; unset: none. */
-  scriptTimeoutMs?: number;
-  /** The most a request may ask for; unset: no cap. */
-  maxTimeoutMs?: number;
-  /** From SIGTERM to SIGKILL, on a timeout and at shutdown. */
-  killGraceMs: number;
-  /** Bytes of each output stream a status may carry. */
-  maxOutputBytes: number;
   /** Where runs are told: started, output lines, finished. */
   bus: EventBus;
 }
-
-/** The time limits of runs, which SIGHUP may change. */
-export type RunLimits = Pick<
-  ScriptRunnerOptions,
-  "scriptTimeoutMs" | "maxTimeoutMs" | "killGraceMs" | "maxOutputBytes"
->;
 
 /** How long drain() waits for killed scripts to be reported. */
 const KILL_WAIT_MS = 5_000;
@@ -137,7 +73,6 @@ interface RunningScript {
 }
 
 export class ScriptRunner {
-  readonly #prefix: string;
   readonly #scriptsDir: string;
   readonly #log: Logger;
   readonly #launcher: Launcher;
@@ -151,7 +86,8 @@ export class ScriptRunner {
   /** Groups given SIGTERM, waiting for their SIGKILL. */
   readonly #ender = new GroupEnder();
   #limits: RunLimits;
-  readonly #bus: EventBus;
+  /** What each run reads of this runner as it goes. */
+  readonly #context: RunContext;
 
   constructor(
     {
@@ -173,12 +109,19 @@ export class ScriptRunner {
       killGraceMs,
       maxOutputBytes,
     };
-    this.#bus = bus;
-    this.#prefix = prefix;
     this.#scriptsDir = join(prefix, "scripts");
     this.#log = log;
     this.#launcher = launcher;
     this.#slots = new RunSlots(maxRunning, maxQueued);
+    this.#context = {
+      prefix,
+      log,
+      launcher,
+      bus,
+      ender: this.#ender,
+      limits: () => this.#limits,
+      killing: () => this.#killing,
+    };
   }
 
   /**
@@ -265,7 +208,7 @@ export class ScriptRunner {
     }`;
     // Listed before the launch, which takes time: drain() must wait for it.
     const entry: RunningScript = { done: Promise.resolve() };
-    const outcome = this.#launchAndWait(request, runnable, tag, entry);
+    const outcome = launchAndWait(this.#context, request, runnable, tag, entry);
     entry.done = outcome;
     this.#running.add(entry);
     try {
@@ -274,129 +217,6 @@ export class ScriptRunner {
     } finally {
       this.#running.delete(entry);
     }
-  }
-
-  /** Starts the script and waits for its end: a status, or why it cannot run. */
-  async #launchAndWait(
-    request: ScriptRequest,
-    { path, arg, stdin }: Runnable,
-    tag: string,
-    entry: RunningScript,
-  ): Promise<StatusData | string> {
-    const bus = this.#bus;
-    const about = {
-      name: request.name,
-      ...(request.hasId ? { id: request.id } : {}),
-      peer: request.peer,
-    };
-    const capture = request.output
-      ? {
-        stdout: new OutputCapture(this.#limits.maxOutputBytes),
-        stderr: new OutputCapture(this.#limits.maxOutputBytes),
-      }
-      : undefined;
-    const env: Record<string, string> = {
-      WSDAEMON_PREFIX: this.#prefix,
-      WSDAEMON_ID: envValue(request.hasId ? request.id : ""),
-      WSDAEMON_PEER: envValue(request.peer),
-    };
-    if (stdin !== undefined) env.WSDAEMON_PARAMS = "stdin";
-    let started;
-    const startedAt = performance.now();
-    try {
-      started = await this.#launcher.start({
-        path,
-        arg,
-        env,
-        tag,
-        stdin,
-        onOutput: capture && ((stream, chunk) => capture[stream].push(chunk)),
-        onLine: (stream, line) =>
-          bus.emit("script.output", { ...about, stream, line }),
-      });
-    } catch (error) {
-      return `script ${request.name} could not start: ${
-        (error as Error).message
-      }`;
-    }
-    const { pid, end } = started;
-    entry.pid = pid;
-    request.onStarted?.(pid);
-    bus.emit("script.started", { ...about, pid });
-    this.#log.debug(`${tag}: started, pid ${pid}`);
-    const ended = await this.#wait(request, pid, end, tag);
-    const durationMs = Math.round((performance.now() - startedAt) * 100) / 100;
-    if (typeof ended === "string") return ended;
-    bus.emit("script.finished", {
-      ...about,
-      status: ended.status,
-      exitCode: ended.status >= 0 && ended.signal === undefined
-        ? ended.status
-        : null,
-      signal: typeof ended.signal === "string" ? ended.signal : null,
-      durationMs,
-    });
-    if (capture === undefined) return ended;
-    // What the script wrote just before its exit may still be in the pipe.
-    await settled(started.outputEnded, OUTPUT_SETTLE_MS);
-    return {
-      ...ended,
-      stdout: capture.stdout.text(),
-      stderr: capture.stderr.text(),
-      stdoutTruncated: capture.stdout.truncated,
-      stderrTruncated: capture.stderr.truncated,
-      durationMs,
-    };
-  }
-
-  /** Waits for the script's end within its time limit. */
-  async #wait(
-    request: ScriptRequest,
-    pid: number,
-    end: Promise<ScriptEnd>,
-    tag: string,
-  ): Promise<StatusData | string> {
-    if (this.#killing) signalGroup(pid, "SIGKILL");
-    const limit = this.#timeLimit(request);
-    let timedOut = false;
-    const timer = limit === undefined ? undefined : setTimeout(() => {
-      timedOut = true;
-      this.#log.warn(`${tag}: timed out after ${limit} ms; ending its group`);
-      this.#ender.end(pid, this.#limits.killGraceMs);
-    }, limit);
-    const result = await end;
-    clearTimeout(timer);
-    if (timedOut) {
-      return {
-        status: Status.TIMEOUT,
-        error: `timed out after ${limit} ms: its process group got ${
-          this.#limits.killGraceMs > 0
-            ? `SIGTERM, then SIGKILL after ${this.#limits.killGraceMs} ms`
-            : "SIGKILL"
-        }`,
-        ...(result.kind === "signaled" ? { signal: result.signal } : {}),
-      };
-    }
-    switch (result.kind) {
-      case "exited":
-        this.#log.debug(`${tag}: exited with ${result.code}`);
-        return { status: result.code };
-      case "signaled":
-        this.#log.info(`${tag}: killed by ${result.signal}`);
-        return { status: 128 + result.number, signal: result.signal };
-      case "not-started":
-        return `script ${request.name} could not start: ${result.reason}`;
-      case "lost":
-        return `script ${request.name}: ${result.reason}`;
-    }
-  }
-
-  /** How long a request's script may run: its own limit, else the default. */
-  #timeLimit(request: ScriptRequest): number | undefined {
-    const { scriptTimeoutMs, maxTimeoutMs } = this.#limits;
-    const asked = request.timeoutMs ?? scriptTimeoutMs;
-    if (asked === undefined) return maxTimeoutMs;
-    return maxTimeoutMs === undefined ? asked : Math.min(asked, maxTimeoutMs);
   }
 
   /** SIGKILL to every running script's group: a second signal, exiting now. */

@@ -15,13 +15,12 @@
  */
 
 import {
-  MAX_KEY_CHARS,
   type Message,
   parseMessage,
-  requestMs,
   Status,
   type StatusData,
 } from "../protocol.ts";
+import { MAX_KEY_CHARS, requestMs } from "../request_fields.ts";
 import { notStarted, runFlags, type ScriptRunner } from "../scripts.ts";
 import type { PeerLink } from "../remote/peer_link.ts";
 import type { Remote } from "../remote/remote.ts";

@@ -12,7 +12,8 @@
  * status, its outcome is unknown (-6), never "not delivered".
  *
  * Every status an asker gets is true: when one comes of a deadline, see
- * deadlines.ts.
+ * deadlines.ts. How a request goes out is sender.ts's; its timers are
+ * timers.ts's.
  *
  * @module
  */
@@ -24,13 +25,8 @@ import {
   type StatusData,
   type StatusReport,
   withId,
-  withoutTo,
-  withRef,
 } from "../protocol.ts";
-import { exceeds, frameLimit, type PeerLink } from "../remote/peer_link.ts";
-import type { Remote } from "../remote/remote.ts";
-import type { Logger } from "../log.ts";
-import type { OutboxRows, RowState } from "./outbox_rows.ts";
+import type { PeerLink } from "../remote/peer_link.ts";
 import {
   type Entry,
   type EntryOptions,
@@ -39,31 +35,15 @@ import {
 } from "./entry.ts";
 import { FanOut } from "./fanout.ts";
 import { resultOf, type ResultState } from "./results.ts";
-import type { EventBus } from "../events/bus.ts";
 import { readJournal, unknownAfterRestart } from "./replay.ts";
 import { BlindIndex } from "./blind.ts";
-import {
-  neverSent,
-  noStatusInTime,
-  notDelivered,
-  peerStayedAway,
-  wakeAt,
-} from "./deadlines.ts";
+import { neverSent } from "./deadlines.ts";
+import { giveUp, RequestTimers } from "./timers.ts";
+import { type OfflinePolicy, Sender, type SendOptions } from "./sender.ts";
 
-export type { Owner, ResultState };
+export type { OfflinePolicy, Owner, ResultState };
 
-export type OfflinePolicy = "queue" | "reject";
-
-export interface OutboxOptions {
-  remote: Remote;
-  rows: OutboxRows;
-  log: Logger;
-  bus: EventBus;
-  /** This daemon's frame limit: what a peer that does not say accepts. */
-  maxMessageBytes: number;
-  offline: OfflinePolicy;
-  /** How long a request may wait for a peer, when its deadline is longer. */
-  queueTtlMs: number;
+export interface OutboxOptions extends SendOptions {
   /** How long a status stays fetchable with RESULT. */
   resultRetentionMs: number;
   /** Called when the journal is full, to drop old results before refusing. */
@@ -75,15 +55,19 @@ export interface OutboxOptions {
 export class Outbox {
   readonly #options: OutboxOptions;
   readonly #entries = new Map<string, Entry>();
-  /** Requests waiting for their row's commit before they go out. */
-  #committing = 0;
   /** Requests sent without a ref (to an original), by link and id. */
   readonly #blind = new BlindIndex();
   /** Fan-outs not yet answered by every peer, by ref. */
   readonly #fanouts = new Map<string, FanOut>();
+  readonly #timers: RequestTimers;
+  readonly #sender: Sender;
 
   constructor(options: OutboxOptions) {
     this.#options = options;
+    const finish = (entry: Entry, report: StatusReport) =>
+      this.#finish(entry, report);
+    this.#timers = new RequestTimers(options, finish);
+    this.#sender = new Sender(options, this.#blind, this.#timers, finish);
   }
 
   /** New policy and limits (SIGHUP), for requests from now on. */
@@ -138,24 +122,8 @@ export class Outbox {
       return entry.ref;
     }
     this.#entries.set(entry.ref, entry);
-    this.#arm(entry);
-    const link = options.link ?? this.#pick(entry);
-    if (link && this.#committing > 0 && !(link.has("ack") && !entry.command)) {
-      // Requests before it wait for their commit; this one (a command, or
-      // to a peer without ack) must not overtake them on the link.
-      entry.state = "committing";
-      entry.link = link;
-      this.#committing++;
-      const go = () => {
-        this.#committing--;
-        if (entry.state !== "committing") return;
-        entry.state = "queued";
-        this.#dispatch(entry, link.isReady ? link : undefined);
-      };
-      rows.journal.written().then(go, go);
-      return entry.ref;
-    }
-    this.#dispatch(entry, link);
+    this.#timers.arm(entry);
+    this.#sender.send(entry, options.link ?? this.#sender.pick(entry));
     return entry.ref;
   }
 
@@ -197,21 +165,6 @@ export class Outbox {
     }
   }
 
-  /** The link a request goes to: its target's, or the next in turn. */
-  #pick(entry: Entry): PeerLink | undefined {
-    if (entry.target === undefined) return this.#options.remote.pick();
-    return this.#options.remote.links().find((link) =>
-      link.isReady && link.name === entry.target
-    );
-  }
-
-  /** Why a request has nowhere to go. */
-  #whyNone(entry: Entry): string {
-    return entry.target === undefined
-      ? this.#options.remote.whyNone()
-      : `peer ${JSON.stringify(entry.target)} is not connected`;
-  }
-
   /** Requests in flight on `link` (PEERS). */
   inFlight(link: PeerLink): number {
     let count = 0;
@@ -234,8 +187,8 @@ export class Outbox {
     for (const entry of blind) this.#finish(entry, unknownAfterRestart(entry));
     for (const entry of waiting) {
       this.#entries.set(entry.ref, entry);
-      this.#arm(entry);
-      if (entry.state !== "queued") this.#awaitPeer(entry);
+      this.#timers.arm(entry);
+      if (entry.state !== "queued") this.#timers.awaitPeer(entry);
     }
   }
 
@@ -249,117 +202,6 @@ export class Outbox {
     );
   }
 
-  /** Sends a queued request to `link`, or to the next ready one. */
-  #dispatch(entry: Entry, link = this.#pick(entry)): void {
-    if (!link) {
-      // A request for one peer by name is not kept for it: -2 at once.
-      if (
-        this.#options.offline === "reject" || entry.command ||
-        entry.target !== undefined
-      ) {
-        return this.#finish(entry, {
-          status: Status.NO_PEER,
-          error: this.#whyNone(entry),
-          ...(entry.target === undefined ? {} : { peer: entry.target }),
-        });
-      }
-      entry.state = "queued";
-      entry.expiresAt ??= Date.now() + this.#options.queueTtlMs;
-      this.#record(entry, "queued", null);
-      this.#arm(entry);
-      this.#options.log.debug(
-        `request ${entry.ref} queued: ${this.#whyNone(entry)}`,
-      );
-      return;
-    }
-    if (link.has("ack") && !entry.command) {
-      // Where it goes is on disk before it goes: after a crash, a redelivery
-      // goes to the same peer, which runs it at most once.
-      entry.state = "committing";
-      entry.link = link;
-      entry.peer = link.name;
-      // A new row may go out once committed (it survives kill -9; a power
-      // loss can only lose it, see Journal.written()). A row that was on
-      // disk already, queued, must be durable in its new state first: a
-      // power loss would send it to another peer after a restart.
-      const { journal } = this.#options.rows;
-      const wasOnDisk = entry.journaled === true;
-      this.#record(entry, "sent", link.name);
-      this.#committing++;
-      (wasOnDisk ? journal.committed() : journal.written()).then(() => {
-        this.#committing--;
-        if (entry.state !== "committing") return;
-        if (entry.link?.isReady) this.#transmit(entry, entry.link);
-        else this.#dispatch(entry);
-      }, (error: Error) => {
-        this.#committing--;
-        if (entry.state !== "committing") return;
-        // Not on disk, so not sent: it never ran and never will.
-        this.#finish(entry, {
-          status: Status.REFUSED,
-          error: `busy: ${error.message}`,
-        });
-      });
-      return;
-    }
-    this.#transmit(entry, link);
-  }
-
-  /** Hands the frame to the link's socket. */
-  #transmit(entry: Entry, link: PeerLink): void {
-    const withRefs = link.has("request-ref");
-    // An original is sent the request as Part 1 has it: no `to`.
-    const frame = withRefs
-      ? withRef(entry.text, entry.ref)
-      : entry.hasTo
-      ? withoutTo(entry.text)
-      : entry.text;
-    if (exceeds(frame, frameLimit(link, this.#options.maxMessageBytes))) {
-      const limit = link.hello?.maxMessageBytes ??
-        this.#options.maxMessageBytes;
-      return this.#finish(entry, {
-        status: Status.REJECTED,
-        error:
-          `message rejected as it would be longer than ${link.name}'s ${limit}-byte frame limit`,
-      });
-    }
-    const acked = link.has("ack") && !entry.command;
-    entry.link = link;
-    entry.peer = link.name;
-    entry.withRef = withRefs;
-    // A blind request is recorded when it is done (for RESULT): recording
-    // it first would put a commit on its path and buy nothing, since after
-    // a crash its status cannot come anyway. One that waited in the queue
-    // has a row, which must not say "queued" once it has gone.
-    if (!acked && (entry.journaled || entry.fanout)) {
-      // A fan-out's delivery has its row from the start, so that RESULT
-      // counts every peer of it after a restart.
-      this.#record(entry, "blind", link.name);
-    }
-    // A send the budget refuses closes the link inside send(); "sending"
-    // tells onClosed that this one never left, so it goes to the next peer.
-    entry.state = "sending";
-    if (!withRefs) this.#blind.add(link, entry);
-    if (link.send(frame)) {
-      entry.state = acked ? "sent" : "blind";
-      entry.sentAt = performance.now();
-      this.#options.bus.emit("request.sent", {
-        name: entry.name,
-        ...(entry.hasId ? { id: entry.id } : {}),
-        peer: link.name,
-        ref: entry.ref,
-      });
-      return;
-    }
-    if (!withRefs) this.#blind.remove(link, entry);
-    entry.link = undefined;
-    if (acked) {
-      entry.state = "sent"; // Pinned: its peer gets it when it comes back.
-      return;
-    }
-    this.#dispatch(entry);
-  }
-
   /** A ready link: requests owed to its peer go again, then queued ones. */
   onReady(link: PeerLink): void {
     if (link.has("ack")) {
@@ -371,12 +213,12 @@ export class Outbox {
         // Past its deadline the asker was told -3: it is not sent again,
         // though one that did arrive may still send its status.
         if (entry.state === "sent" && !entry.expired) {
-          this.#transmit(entry, link);
+          this.#sender.transmit(entry, link);
         }
       }
     }
     for (const entry of [...this.#entries.values()]) {
-      if (entry.state === "queued") this.#dispatch(entry);
+      if (entry.state === "queued") this.#sender.dispatch(entry);
     }
   }
 
@@ -391,12 +233,12 @@ export class Outbox {
       if (entry.link !== link) continue;
       entry.link = undefined;
       if (entry.state === "sent" || entry.state === "acked") {
-        this.#awaitPeer(entry);
+        this.#timers.awaitPeer(entry);
         // A fan-out's summary does not wait for a peer that went: its line
         // says the outcome is unknown, and a status that comes later is
         // kept for RESULT.
         if (entry.fanout) {
-          this.#giveUp(entry, {
+          giveUp(entry, {
             status: Status.OUTCOME_UNKNOWN,
             error:
               `peer ${link.name} disconnected before answering: ${reason}; the request was sent, so it may have run`,
@@ -417,27 +259,13 @@ export class Outbox {
     return unknown;
   }
 
-  /**
-   * A request delivered (or maybe delivered) to a peer that has gone waits
-   * for it to come back, up to queueTtlMs: then the asker is told -3, since
-   * the request may have run, and it is not sent again.
-   */
-  #awaitPeer(entry: Entry): void {
-    clearTimeout(entry.awayTimer);
-    const ttl = this.#options.queueTtlMs;
-    entry.awayTimer = setTimeout(() => {
-      if (entry.state === "done" || entry.link) return;
-      this.#finish(entry, peerStayedAway(entry, ttl));
-    }, ttl);
-  }
-
   /** The peer recorded these requests: they are not sent again. */
   onAck(link: PeerLink, refs: string[]): void {
     for (const ref of refs) {
       const entry = this.#entries.get(ref);
       if (entry?.state !== "sent" || entry.peer !== link.name) continue;
       entry.state = "acked";
-      this.#record(entry, "acked", link.name);
+      this.#options.rows.put(entry, "acked", link.name);
     }
   }
 
@@ -502,42 +330,5 @@ export class Outbox {
     entry.owner = undefined;
     owner?.settle(shown);
     this.#options.onFinished?.();
-  }
-
-  /** Keeps the journal row in step with `state`. */
-  #record(entry: Entry, state: RowState, peer: string | null): void {
-    this.#options.rows.put(entry, state, peer);
-  }
-
-  /** The deadline, or for a request still queued, its queueTtlMs. */
-  #arm(entry: Entry): void {
-    clearTimeout(entry.timer);
-    const at = wakeAt(entry);
-    if (at === Infinity) return;
-    entry.timer = setTimeout(
-      () => this.#expire(entry),
-      Math.max(0, at - Date.now()),
-    );
-  }
-
-  #expire(entry: Entry): void {
-    if (entry.state === "done") return;
-    if (neverSent(entry)) {
-      return this.#finish(entry, notDelivered(entry, this.#options.queueTtlMs));
-    }
-    // It may be running: the asker is told the truth, that no status came in
-    // time; the status, when it comes, is kept for RESULT.
-    this.#giveUp(entry, noStatusInTime(entry));
-  }
-
-  /**
-   * Tells the asker `report` and stops sending the request, but keeps it:
-   * its status, should it come, is recorded for RESULT.
-   */
-  #giveUp(entry: Entry, report: StatusReport): void {
-    entry.expired = true;
-    const owner = entry.owner;
-    entry.owner = undefined;
-    owner?.settle(withId(report, entry));
   }
 }

@@ -14,14 +14,13 @@
  */
 
 import {
-  FRAME_SLACK_BYTES,
   type LinkSocket,
-  NO_HELLO,
   type PeerHandler,
   PeerLink,
   type PeerLinkOptions,
-  REPLACED,
 } from "./peer_link.ts";
+import { NO_HELLO, REPLACED } from "./close_codes.ts";
+import { FRAME_SLACK_BYTES } from "./frame_limit.ts";
 import {
   livenessTick,
   logIntroduction,

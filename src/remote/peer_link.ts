@@ -12,9 +12,10 @@
  *
  * `send()` on a Deno WebSocket never blocks, so a peer that stops reading would
  * make the daemon buffer without limit; the link watches `bufferedAmount` and
- * cuts the connection once it passes the budget. Closing is idempotent and
- * reported once, whether the socket closed by itself or the daemon gave up on
- * it (a dead TCP connection may never deliver its close event).
+ * cuts the connection once it passes the budget (`send_backlog.ts`). Closing
+ * is idempotent and reported once, whether the socket closed by itself or the
+ * daemon gave up on it (a dead TCP connection may never deliver its close
+ * event).
  *
  * @module
  */
@@ -23,6 +24,9 @@ import { type Feature, FEATURES, type Hello } from "../protocol.ts";
 import type { Logger } from "../log.ts";
 import { TokenBucket } from "../trust/rate.ts";
 import type { Rate } from "../config.ts";
+import { FRAME_SLACK_BYTES } from "./frame_limit.ts";
+import { NOT_READING } from "./close_codes.ts";
+import { SendBacklog } from "./send_backlog.ts";
 
 export type LinkState =
   | "connecting"
@@ -82,34 +86,6 @@ export interface PeerLinkOptions {
 }
 
 /**
- * Close code for a peer cut for not reading. A 4xxx code: a WebSocket client
- * may send only 1000 and 3000-4999.
- */
-export const NOT_READING = 4008;
-/** Close code for a connection that did not say HELLO in time (policy). */
-export const NO_HELLO = 4008;
-/** Close code for a link whose name a newer connection took. */
-export const REPLACED = 4009;
-/** Frames may exceed maxMessageBytes by this much: the sender's `ref` field. */
-export const FRAME_SLACK_BYTES = 256;
-
-const encoder = new TextEncoder();
-
-/** The frame limit the peer on `link` takes (this daemon's if it says none). */
-export function frameLimit(link: PeerLink, ownLimit: number): number {
-  return (link.hello?.maxMessageBytes ?? ownLimit) + FRAME_SLACK_BYTES;
-}
-
-/** Whether `frame` is longer than `limit` bytes; cheap for short frames. */
-export function exceeds(frame: string, limit: number): boolean {
-  return frame.length * 3 > limit && encoder.encode(frame).length > limit;
-}
-/** How long a send backlog may stay over budget before the peer is cut. */
-const STALL_MS = 5_000;
-/** A backlog this many times the budget is cut at once. */
-const HARD_LIMIT_FACTOR = 4;
-
-/**
  * How long a closing connection may wait for the peer's close frame before
  * its TCP connection is dropped: a peer that never answers must not keep it.
  */
@@ -117,9 +93,6 @@ const CLOSE_ABORT_MS = 3_000;
 
 /** WebSocket readyState OPEN, the same in every implementation. */
 const OPEN = 1;
-
-/** WebSocket close code for "going away", sent on shutdown. */
-export const GOING_AWAY = 1001;
 
 export class PeerLink {
   /** Where the peer is, e.g. `client#2 (127.0.0.1:40112)` or the server URL. */
@@ -145,8 +118,7 @@ export class PeerLink {
   readonly #socket: LinkSocket;
   readonly #options: PeerLinkOptions;
   #closed = false;
-  /** Since when the send backlog has been over budget. */
-  #overSince: number | undefined;
+  readonly #backlog: SendBacklog;
   #handler: LinkEvents | undefined;
   #name: string | undefined;
   #aborting = false;
@@ -158,6 +130,7 @@ export class PeerLink {
     this.#socket = socket;
     this.label = label;
     this.#options = options;
+    this.#backlog = new SendBacklog(options);
     this.rate = new TokenBucket(options.rate);
     this.#watchPeerClose();
   }
@@ -269,7 +242,7 @@ export class PeerLink {
   /** Sends one text frame; false if it could not be sent. */
   send(text: string): boolean {
     if (!this.isOpen) return false;
-    if (this.#overBudget()) {
+    if (this.#backlog.overBudget(this.#socket.bufferedAmount)) {
       this.#options.log.warn(
         `${this.title}: ${this.#socket.bufferedAmount} bytes unsent (peer not reading); disconnecting it`,
       );
@@ -282,24 +255,6 @@ export class PeerLink {
     } catch {
       return false;
     }
-  }
-
-  /**
-   * Whether the peer has stopped reading. `bufferedAmount` counts frames not
-   * yet written at all, so a burst of sends lifts it even for a peer that
-   * reads; only a backlog that stays over the budget for STALL_MS, or that
-   * passes HARD_LIMIT_FACTOR times it, means the peer is not keeping up.
-   */
-  #overBudget(): boolean {
-    const buffered = this.#socket.bufferedAmount;
-    const budget = this.#options.maxBufferedBytes;
-    if (buffered <= budget) {
-      this.#overSince = undefined;
-      return false;
-    }
-    if (buffered > budget * HARD_LIMIT_FACTOR) return true;
-    this.#overSince ??= Date.now();
-    return Date.now() - this.#overSince > STALL_MS;
   }
 
   /**

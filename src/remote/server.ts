@@ -15,14 +15,12 @@
  */
 
 import {
-  FRAME_SLACK_BYTES,
-  GOING_AWAY,
-  NO_HELLO,
   type PeerHandler,
   PeerLink,
   type PeerLinkOptions,
-  REPLACED,
 } from "./peer_link.ts";
+import { GOING_AWAY, NO_HELLO, REPLACED } from "./close_codes.ts";
+import { FRAME_SLACK_BYTES } from "./frame_limit.ts";
 import { PeerSet } from "./peers.ts";
 import {
   livenessTick,

@@ -202,3 +202,70 @@ Deno.test({
     assert(/may have run/.test(String(answer.error)), String(answer.error));
   },
 });
+
+Deno.test({
+  name:
+    "to and fan-out with an original client: it gets the request without 'to', and INFO is -4",
+  ignore: !ORIGINAL,
+  async fn() {
+    await using serverPrefix = await Prefix.create(serverConfig(), {
+      scripts: ["exit-with"],
+    });
+    await using server = await DaemonProcess.start(serverPrefix);
+    await using originalPrefix = await Prefix.create({
+      mode: "client",
+      proxy: "127.0.0.1",
+      port: server.port,
+    }, { scripts: ["exit-with"] });
+    await using original = await startOriginal(originalPrefix);
+    await original.waitForLog(HELLO_RECEIVED, TIMEOUT);
+    await using oursPrefix = await Prefix.create(
+      clientConfig(server.port, { name: "ours" }),
+      { scripts: ["exit-with"] },
+    );
+    await using _ours = await DaemonProcess.start(oursPrefix);
+    await server.waitForLog(/peer ours .* says hello/, TIMEOUT);
+
+    await using local = await LocalClient.connect(server.socket);
+    const peers = (await local.request({
+      name: "+cmd",
+      id: "peers",
+      params: { code: "PEERS" },
+    })).data as { name: string; version: string }[];
+    const originalName = peers.find((p) => p.version === "original")?.name;
+    assert(originalName !== undefined, JSON.stringify(peers));
+
+    const named = await local.request(
+      { name: "exit-with", id: "named", params: 4, to: originalName },
+      TIMEOUT,
+    );
+    assertEquals([named.status, named.peer], [4, originalName]);
+    assert(
+      original.lines.some((l) =>
+        l.endsWith(
+          'Handling message received from WebSockets: {"name":"exit-with","id":"named","params":4}',
+        )
+      ),
+      `the original got it without 'to':\n${original.log()}`,
+    );
+
+    await local.send({ name: "exit-with", id: "fan", params: 0, to: "*" });
+    const lines = await local.take(3, TIMEOUT);
+    assertEquals(lines[2], {
+      id: "fan",
+      done: true,
+      status: 0,
+      peers: { [originalName]: 0, ours: 0 },
+    });
+
+    const info = await local.request({
+      name: "&cmd",
+      id: "info",
+      to: originalName,
+      params: { code: "INFO" },
+    });
+    assertEquals(info.status, -4);
+    assertEquals(info.id, "info");
+    assertOriginalUndisturbed(original);
+  },
+});

@@ -21,7 +21,11 @@ Deno.test("INFO, PEERS, SCRIPTS and PING as +cmd (this daemon) and &cmd (the pee
   await using onServer = await LocalClient.connect(pair.server.socket);
 
   const own = dataOf(await onServer.request(command("+cmd", "INFO")));
-  assertEquals([own.name, own.mode, own.version], ["server", "server", "0.1.0"]);
+  assertEquals([own.name, own.mode, own.version], [
+    "server",
+    "server",
+    "0.1.0",
+  ]);
   assertEquals(own.pid, pair.server.child.pid);
   assert((own.uptimeMs as number) >= 0);
   assert(Array.isArray(own.listening) && own.listening.length === 2);
@@ -37,8 +41,9 @@ Deno.test("INFO, PEERS, SCRIPTS and PING as +cmd (this daemon) and &cmd (the pee
   assertEquals([theirs.name, theirs.mode], ["client", "client"]);
   assertEquals(theirs.pid, pair.client.child.pid);
 
-  const links = dataOf(await onServer.request(command("+cmd", "PEERS"))) as
-    unknown as Record<string, unknown>[];
+  const links = dataOf(
+    await onServer.request(command("+cmd", "PEERS")),
+  ) as unknown as Record<string, unknown>[];
   assertEquals(links.length, 1);
   assertEquals([links[0].name, links[0].state], ["client", "ready"]);
   assertEquals(links[0].version, "0.1.0");
@@ -46,17 +51,22 @@ Deno.test("INFO, PEERS, SCRIPTS and PING as +cmd (this daemon) and &cmd (the pee
   assert(typeof links[0].since === "string");
   assert((links[0].done as number) >= 1, "the &cmd INFO was answered");
 
-  const clientPeers = dataOf(await onServer.request(command("&cmd", "PEERS"))) as
-    unknown as Record<string, unknown>[];
+  const clientPeers = dataOf(
+    await onServer.request(command("&cmd", "PEERS")),
+  ) as unknown as Record<string, unknown>[];
   assertEquals(clientPeers.map((l) => l.name), ["server"]);
 
   // The server's own scripts, then the menu the client offers the server.
-  const mine = dataOf(await onServer.request(command("+cmd", "SCRIPTS"))) as
-    unknown as Record<string, unknown>[];
+  const mine = dataOf(
+    await onServer.request(command("+cmd", "SCRIPTS")),
+  ) as unknown as Record<string, unknown>[];
   assertEquals(mine.map((s) => s.name), ["exit-with", "noop", "record"]);
-  assert(typeof mine[0].size === "number" && typeof mine[0].modified === "string");
-  const menu = dataOf(await onServer.request(command("&cmd", "SCRIPTS"))) as
-    unknown as Record<string, unknown>[];
+  assert(
+    typeof mine[0].size === "number" && typeof mine[0].modified === "string",
+  );
+  const menu = dataOf(
+    await onServer.request(command("&cmd", "SCRIPTS")),
+  ) as unknown as Record<string, unknown>[];
   assertEquals(menu.map((s) => s.name), ["exit-with", "noop"]);
 
   for (const marker of ["+cmd", "&cmd"] as const) {
@@ -70,8 +80,9 @@ Deno.test("INFO, PEERS, SCRIPTS and PING as +cmd (this daemon) and &cmd (the pee
   await using onClient = await LocalClient.connect(pair.client.socket);
   const server = dataOf(await onClient.request(command("&cmd", "INFO")));
   assertEquals(server.mode, "server");
-  const serverMenu = dataOf(await onClient.request(command("&cmd", "SCRIPTS"))) as
-    unknown as Record<string, unknown>[];
+  const serverMenu = dataOf(
+    await onClient.request(command("&cmd", "SCRIPTS")),
+  ) as unknown as Record<string, unknown>[];
   assertEquals(serverMenu.map((s) => s.name), ["exit-with", "noop", "record"]);
 });
 
