@@ -21,8 +21,8 @@ const CLIENTS = ["c1", "c2", "c3"];
 
 const fleet = await startFleet(CLIENTS, {
   scripts: ["noop"],
-  server: { rate: 1_000_000, logLevel: "warn" },
-  client: { rate: 1_000_000, logLevel: "warn" },
+  server: { rate: 1_000_000 },
+  client: { rate: 1_000_000 },
 });
 const ms = (x: number) => `${x.toFixed(2)} ms`;
 try {

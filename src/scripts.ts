@@ -170,6 +170,13 @@ export class ScriptRunner {
       this.#log.warn(
         `script ${shown(request.name)} refused: ${error}`,
       );
+      this.#context.bus.emit("refused", {
+        reason: error,
+        status: Status.REFUSED,
+        name: request.name,
+        ...(request.hasId ? { id: request.id } : {}),
+        peer: request.peer,
+      });
       return status({ status: Status.REFUSED, error });
     }
     try {

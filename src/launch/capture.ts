@@ -20,7 +20,15 @@ export function wholeCharacters(bytes: Uint8Array): number {
   }
   if (start === 0) return bytes.length;
   const lead = bytes[start - 1];
-  const need = lead >= 0xf0 ? 4 : lead >= 0xe0 ? 3 : lead >= 0xc0 ? 2 : 1;
+  const need = lead >= 0xf8
+    ? 1 // never a lead byte: nothing to wait for
+    : lead >= 0xf0
+    ? 4
+    : lead >= 0xe0
+    ? 3
+    : lead >= 0xc0
+    ? 2
+    : 1;
   const have = bytes.length - (start - 1);
   return have < need && need > 1 ? start - 1 : bytes.length;
 }

@@ -78,9 +78,12 @@ export class FanOut {
     if (this.done) this.#onDone();
     const owner = this.#owner;
     if (owner === undefined) return;
-    const line: StatusReport = { ...report };
+    // Status and id first, as every status line has them.
+    const line: StatusReport = Object.assign(
+      this.hasId ? { status: report.status, id: this.id } : { status: 0 },
+      report,
+    );
     line.peer ??= peer;
-    if (this.hasId) line.id = this.id;
     if (!this.done) {
       owner.reply(line);
       return;

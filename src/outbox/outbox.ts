@@ -286,8 +286,12 @@ export class Outbox {
     if (!entry || neverSent(entry)) {
       return false;
     }
-    // Key order as Part 1 has it: status, id, then what this daemon adds.
-    const report = withId(relayedReport(data), entry);
+    // Key order as Part 1 has it, status then id, whatever else the peer
+    // sent (its output, say), then `peer`.
+    const report = Object.assign(
+      withId({ status: data.status }, entry),
+      relayedReport(data),
+    );
     report.peer = link.name;
     link.done++;
     if (entry.command && entry.sentAt !== undefined) {
