@@ -6,7 +6,7 @@
  * @module
  */
 
-import type { LocalClient } from "../test/helpers/local_client.ts";
+import type { LocalClient } from "../src/client/local_client.ts";
 
 const ANSWER_TIMEOUT_MS = 15_000;
 

@@ -17,7 +17,7 @@ import {
   Prefix,
   serverConfig,
 } from "../test/helpers/daemon.ts";
-import { LocalClient } from "../test/helpers/local_client.ts";
+import { LocalClient } from "../src/client/local_client.ts";
 import { until } from "../test/helpers/wait.ts";
 
 const START_TIMEOUT_MS = 15_000;

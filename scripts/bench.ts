@@ -22,7 +22,7 @@
 
 import { parseArgs } from "node:util";
 import { peakRssKiB, startScriptPair } from "./_pair.ts";
-import { LocalClient } from "../test/helpers/local_client.ts";
+import { LocalClient } from "../src/client/local_client.ts";
 import { type Launcher, openLauncher } from "../src/launch/mod.ts";
 import { Logger } from "../src/log.ts";
 import {

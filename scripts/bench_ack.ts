@@ -16,7 +16,7 @@
 
 import { parseArgs } from "node:util";
 import { type ScriptPair, startScriptPair } from "./_pair.ts";
-import { LocalClient } from "../test/helpers/local_client.ts";
+import { LocalClient } from "../src/client/local_client.ts";
 import {
   daemonThroughput,
   percentiles,

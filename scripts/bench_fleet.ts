@@ -12,7 +12,7 @@
  */
 
 import { startFleet } from "../test/helpers/fleet.ts";
-import { LocalClient } from "../test/helpers/local_client.ts";
+import { LocalClient } from "../src/client/local_client.ts";
 import { percentiles } from "./_measure.ts";
 
 const ROUNDS = 200;

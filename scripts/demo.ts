@@ -10,7 +10,7 @@
  */
 
 import { type ScriptPair, startScriptPair } from "./_pair.ts";
-import { type Answer, LocalClient } from "../test/helpers/local_client.ts";
+import { type Answer, LocalClient } from "../src/client/local_client.ts";
 import type { DaemonProcess } from "../test/helpers/daemon.ts";
 
 /** The example scripts, written into both prefixes. */

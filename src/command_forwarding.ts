@@ -13,7 +13,6 @@ import {
   ProtocolError,
   Status,
   type StatusReport,
-  withId,
   withoutTo,
 } from "./protocol.ts";
 import { newRef } from "./outbox/ref.ts";
@@ -33,6 +32,12 @@ export interface CommandForwarderOptions {
    * whether the daemon is stopping, and what a client may reach).
    */
   noPeer: (name?: string) => StatusReport;
+  /** Answers the connection here, as the router does (log line, event). */
+  answer: (
+    connection: LocalConnection,
+    message: Message,
+    report: StatusReport,
+  ) => void;
 }
 
 /** Where a command goes: one peer (its link, if it is ready), or many. */
@@ -61,7 +66,11 @@ export class CommandForwarder {
     }
     const link = peers.link;
     if (!link) {
-      connection.reply(withId(this.#options.noPeer(peers.name), message));
+      this.#options.answer(
+        connection,
+        message,
+        this.#options.noPeer(peers.name),
+      );
       return;
     }
     const refused = refusal(link, command);
@@ -74,10 +83,10 @@ export class CommandForwarder {
     if (!link.has("request-ref")) {
       // An original runs it without a word back (Part 1): sent is all we know.
       if (!link.send(text)) {
-        connection.reply(withId(this.#options.noPeer(), message));
+        this.#options.answer(connection, message, this.#options.noPeer());
         return;
       }
-      connection.reply(withId({ status: 0, peer: link.name }, message));
+      this.#options.answer(connection, message, { status: 0, peer: link.name });
       return;
     }
     if (command.code !== "SUBSCRIBE") {

@@ -20,17 +20,29 @@ const SUBCOMMANDS: Record<
 > = {
   init: async () => (await import("./cli/init.ts")).runInit,
   join: async () => (await import("./cli/join.ts")).runJoin,
+  send: async () => (await import("./cli/send.ts")).runSend,
+  status: async () => (await import("./cli/status.ts")).runStatus,
+  watch: async () => (await import("./cli/watch.ts")).runWatch,
+  check: async () => (await import("./cli/check.ts")).runCheck,
 };
 
 const USAGE = `Usage: ws-daemon [run|check] [--prefix DIR] [--log-level LEVEL]
        ws-daemon init --mode server [--prefix DIR] [--port N] [--host NAME]...
        ws-daemon init --peer NAME [--prefix DIR]
        ws-daemon join LINE [--prefix DIR] [--name NAME]
+       ws-daemon send NAME [PARAMS | -] [--to PEER] [--output] [--json]...
+       ws-daemon status [--json]
+       ws-daemon watch [--events LIST] [--peer NAME] [--json]
 
   run      start the daemon (the default)
-  check    validate <prefix>/config.json and exit
+  check    validate the config, the scripts and the permissions; exit 0 if clean
   init     create a server prefix with TLS and a peer token; prints a join line
   join     create a client prefix from a server's join line
+  send     run a script through the running daemon; exits with its exit code
+  status   the running daemon and its peers
+  watch    the running daemon's events, live
+
+  Each subcommand has --help.
 
   --prefix DIR        folder with config.json and scripts/
                       (default: $WSDAEMON_PREFIX, else ${DEFAULT_PREFIX})
@@ -89,6 +101,10 @@ async function main(args: string[]): Promise<void> {
       EXIT_USAGE,
     );
   }
+  if (command === "check") {
+    const { runCheck } = await import("./cli/check.ts");
+    Deno.exit(await runCheck(values.prefix ? ["--prefix", values.prefix] : []));
+  }
   const logLevel = values["log-level"];
   if (logLevel !== undefined && !LOG_LEVELS.includes(logLevel as LogLevel)) {
     fail(
@@ -118,10 +134,6 @@ async function main(args: string[]): Promise<void> {
   const { config, warnings } = loaded;
   const log = new Logger((logLevel as LogLevel | undefined) ?? config.logLevel);
   for (const warning of warnings) log.warn(`config: ${warning}`);
-  if (command === "check") {
-    console.log(`${prefix}/config.json: ok (${config.mode} mode)`);
-    return;
-  }
 
   let daemon: Daemon;
   try {

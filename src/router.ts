@@ -70,6 +70,34 @@ export class Router implements LocalHandler {
       outbox: options.outbox,
       relay: options.relay,
       noPeer: (name) => this.#noPeer(name),
+      answer: (connection, message, report) =>
+        this.#answer(connection, message, report),
+    });
+  }
+
+  /**
+   * Answers a request here, without a peer: the answer is logged and on the
+   * bus as any other status returned.
+   */
+  #answer(
+    connection: LocalConnection,
+    message: Message | undefined,
+    report: StatusReport,
+  ): void {
+    const shown = message ? withId(report, message) : report;
+    connection.reply(shown);
+    const name = message === undefined
+      ? "(unreadable)"
+      : message.name === LOCAL_COMMAND || message.name === REMOTE_COMMAND
+      ? `${message.name} ${commandCode(message)}`
+      : message.name;
+    this.#options.bus.emit("status.returned", {
+      name,
+      ...(shown.id !== undefined || message?.hasId ? { id: shown.id } : {}),
+      ...(typeof shown.peer === "string" ? { peer: shown.peer } : {}),
+      status: shown.status,
+      durationMs: 0,
+      ...(typeof shown.error === "string" ? { error: shown.error } : {}),
     });
   }
 
@@ -118,7 +146,7 @@ export class Router implements LocalHandler {
             ...(message?.hasId ? { id: message.id } : {}),
           });
         }
-        connection.reply(error.toReport());
+        this.#answer(connection, message, error.toReport());
         return;
       }
       // A bug must still answer the request, and never end the reader.
@@ -191,7 +219,7 @@ export class Router implements LocalHandler {
   ): void {
     const peers = this.#peersFor(message);
     if (peers === "stopping") {
-      connection.reply(withId(this.#noPeer(), message));
+      this.#answer(connection, message, this.#noPeer());
       return;
     }
     this.#forwarder.forward(connection, message, command, text, peers);
@@ -245,7 +273,7 @@ export class Router implements LocalHandler {
       this.#options.deadlineMs;
     const target = parseTarget(message);
     if (this.#stopping) {
-      connection.reply(withId(this.#noPeer(), message));
+      this.#answer(connection, message, this.#noPeer());
       return;
     }
     const { outbox, remote } = this.#options;
@@ -265,7 +293,7 @@ export class Router implements LocalHandler {
       return;
     }
     if (!targets.link) {
-      connection.reply(withId(this.#noPeer(targets.name), message));
+      this.#answer(connection, message, this.#noPeer(targets.name));
       return;
     }
     outbox.submit(connection, message, text, {
@@ -295,4 +323,10 @@ export class Router implements LocalHandler {
       peer: name,
     };
   }
+}
+
+/** A command message's code, for the log: "?" when it has none. */
+function commandCode(message: Message): string {
+  const params = message.params as { code?: unknown } | null;
+  return typeof params?.code === "string" ? params.code.slice(0, 40) : "?";
 }

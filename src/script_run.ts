@@ -5,6 +5,7 @@
  * @module
  */
 
+import { settled } from "./timers.ts";
 import { Status, type StatusData } from "./protocol.ts";
 import type { Logger } from "./log.ts";
 import type { Launcher } from "./launch/mod.ts";
@@ -19,16 +20,6 @@ import type { EventBus } from "./events/bus.ts";
  * the rest of its output: a background child may hold the pipes for long.
  */
 const OUTPUT_SETTLE_MS = 500;
-
-/** Waits for `promise`, at most `ms`. */
-async function settled(promise: Promise<unknown>, ms: number): Promise<void> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  await Promise.race([
-    promise,
-    new Promise((resolve) => timer = setTimeout(resolve, ms)),
-  ]);
-  clearTimeout(timer);
-}
 
 /**
  * A value as an environment variable: strings as they are, anything else as
@@ -154,18 +145,26 @@ export async function launchAndWait(
   const ended = await waitForEnd(context, request, pid, end, tag);
   const durationMs = Math.round((performance.now() - startedAt) * 100) / 100;
   if (typeof ended === "string") return ended;
-  bus.emit("script.finished", {
-    ...about,
-    status: ended.status,
-    exitCode: ended.status >= 0 && ended.signal === undefined
-      ? ended.status
-      : null,
-    signal: typeof ended.signal === "string" ? ended.signal : null,
-    durationMs,
-  });
-  if (capture === undefined) return ended;
-  // What the script wrote just before its exit may still be in the pipe.
-  await settled(started.outputEnded, OUTPUT_SETTLE_MS);
+  // Its output lines come first: what it wrote before it exited may still
+  // be in the pipe. The status does not wait for that, unless it carries
+  // the output (a background child may hold the pipes for long).
+  const finished = () =>
+    bus.emit("script.finished", {
+      ...about,
+      status: ended.status,
+      exitCode: ended.status >= 0 && ended.signal === undefined
+        ? ended.status
+        : null,
+      signal: typeof ended.signal === "string" ? ended.signal : null,
+      durationMs,
+    });
+  const outputDone = settled(started.outputEnded, OUTPUT_SETTLE_MS);
+  if (capture === undefined) {
+    outputDone.then(finished);
+    return ended;
+  }
+  await outputDone;
+  finished();
   return {
     ...ended,
     stdout: capture.stdout.text(),

@@ -162,3 +162,32 @@ Deno.test("a subscriber that never reads does not hold up requests, and gets a d
     stalled.close();
   }
 });
+
+Deno.test("answers decided by the asker itself are logged and on the bus too", async () => {
+  await using pair = await startPair({ scripts: SCRIPTS });
+  await using watch = await LocalClient.connect(pair.server.socket);
+  assertEquals(
+    (await watch.request(subscribe("+cmd", { events: ["status.returned"] })))
+      .status,
+    0,
+  );
+  await using asker = await LocalClient.connect(pair.server.socket);
+  const cases = [
+    [{ name: "noop", id: "n1", to: "nobody" }, -2],
+    [{ name: "noop", id: "n2", to: "zz-*" }, -2],
+    [{ name: "noop", id: "n3", to: 5 }, -4],
+    [{ name: "bad/name", id: "n4" }, -1],
+  ] as const;
+  for (const [request, status] of cases) {
+    assertEquals((await asker.request(request)).status, status);
+    const event = await watch.next();
+    assertEquals(event.event, "status.returned");
+    const data = event.data as Answer;
+    assertEquals([data.id, data.status], [request.id, status]);
+    await pair.server.waitForLog(
+      new RegExp(
+        `request ${request.name} id="${request.id}" .*status ${status}`,
+      ),
+    );
+  }
+});
