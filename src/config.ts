@@ -8,7 +8,7 @@
 
 import { z } from "zod";
 import { LAUNCHER_KINDS } from "./launch/launcher.ts";
-import { LOG_LEVELS, type LogLevel } from "./log.ts";
+import { LOG_FORMATS, LOG_LEVELS, type LogLevel } from "./log.ts";
 import { parsePin } from "./tls/pin.ts";
 import {
   ConfigError,
@@ -100,6 +100,8 @@ const common = {
   heartbeatMs: z.number().int().min(250).max(Math.floor(MAX_TIMER_MS / 2))
     .default(5_000),
   logLevel: z.enum(LOG_LEVELS).default("info"),
+  /** `"text"` lines, or `"json"`: one object per line with its fields. */
+  logFormat: z.enum(LOG_FORMATS).default("text"),
   /**
    * How scripts start: "auto" takes posix_spawn (FFI), else setsid(1), else
    * Deno's detached spawn. Naming one makes the daemon refuse to start
@@ -161,6 +163,16 @@ const common = {
   maxResults: count.default(10_000),
   /** Environment variables never passed to scripts (globs, any case). */
   scrubEnv: z.array(z.string().min(1)).default(DEFAULT_SCRUB_ENV),
+  /**
+   * An HTTP listener for `GET /healthz` and `GET /metrics` (Prometheus),
+   * on loopback unless `listen` says otherwise; `token` guards /metrics.
+   */
+  metrics: z.object({
+    listen: z.string().regex(HOST_PORT, '"host:port"').default(
+      "127.0.0.1:9108",
+    ),
+    token: z.string().min(16).optional(),
+  }).strict().optional(),
 };
 
 const peerEntry = z.object({
@@ -245,6 +257,15 @@ export interface ClientTrust {
   /** PEM text of the extra CA. */
   ca?: string;
 }
+
+/**
+ * Every key a config.json may have, by mode: the README's configuration
+ * table is checked against this (test/unit/readme_config_test.ts).
+ */
+export const CONFIG_KEYS = {
+  server: Object.keys(serverSchema.shape),
+  client: Object.keys(clientSchema.shape),
+};
 
 export type ServerConfig = z.infer<typeof serverSchema> & {
   trust: ServerTrust;

@@ -19,6 +19,7 @@ import { VERSION } from "./version.ts";
 import { FEATURES } from "./protocol.ts";
 import { join } from "node:path";
 import { Journal } from "./journal/journal.ts";
+import { JournalUpkeep } from "./journal/upkeep.ts";
 import { Outbox } from "./outbox/outbox.ts";
 import { OutboxRows } from "./outbox/outbox_rows.ts";
 import { AckBatcher } from "./outbox/acks.ts";
@@ -32,6 +33,8 @@ import { logEvents } from "./events/log_events.ts";
 import { LocalCommands } from "./commands/local.ts";
 import { PeerCommands } from "./commands/peer.ts";
 import type { DaemonFacts } from "./commands/introspect.ts";
+import { Metrics } from "./metrics/metrics.ts";
+import { MetricsServer } from "./metrics/http.ts";
 
 export interface DaemonOptions {
   prefix: string;
@@ -43,8 +46,6 @@ export interface DaemonOptions {
 
 /** How often shutdown looks whether the peer has answered everything. */
 const SHUTDOWN_POLL_MS = 20;
-/** How often the journal drops results past their retention. */
-const COMPACT_EVERY_MS = 60_000;
 
 /** The offline policy a config asks for, or its mode's default. */
 function offlinePolicy(config: Config): "queue" | "reject" {
@@ -66,9 +67,9 @@ export class Daemon {
   readonly #bus: EventBus;
   /** Where it listens, once started, for INFO. */
   #listening: string[] = [];
-  #compactTimer: ReturnType<typeof setInterval> | undefined;
-  #compactedAt = 0;
-  #finishedSinceCompact = 0;
+  #metrics: MetricsServer | undefined;
+  #started = false;
+  readonly #upkeep: JournalUpkeep;
 
   constructor(options: DaemonOptions) {
     this.#options = options;
@@ -146,6 +147,12 @@ export class Daemon {
     });
     this.#outboxRows = new OutboxRows(this.#journal);
     this.#runRows = new RunRows(this.#journal);
+    this.#upkeep = new JournalUpkeep(
+      this.#journal,
+      { outbox: this.#outboxRows, runs: this.#runRows },
+      () => this.#options.config,
+      log,
+    );
     const acks = new AckBatcher(this.#journal);
     this.#outbox = new Outbox({
       remote: this.#remote,
@@ -156,28 +163,8 @@ export class Daemon {
       offline: offlinePolicy(config),
       queueTtlMs: config.queueTtlMs,
       resultRetentionMs: config.resultRetentionMs,
-      onFinished: () => {
-        // maxResults is kept within a tenth: compaction every tenth of it.
-        const { maxResults } = this.#options.config;
-        if (++this.#finishedSinceCompact < Math.ceil(maxResults / 10)) {
-          return;
-        }
-        this.#compact();
-      },
-      onFull: () => {
-        // Compaction runs at most once a second; then the oldest results
-        // make room, if there are any.
-        if (Date.now() - this.#compactedAt >= 1_000) this.#compact();
-        if (this.#journal.hasRoom()) return;
-        const evicted = this.#outboxRows.evict(
-          Math.max(1, Math.ceil(this.#options.config.journalMaxRows / 100)),
-        );
-        if (evicted > 0) {
-          log.info(
-            `journal full: the ${evicted} oldest result(s) dropped to make room`,
-          );
-        }
-      },
+      onFinished: () => this.#upkeep.onFinished(),
+      onFull: () => this.#upkeep.onFull(),
     });
     this.#inbox = new Inbox({
       rows: this.#runRows,
@@ -210,6 +197,22 @@ export class Daemon {
       forward: (connection, message, command) =>
         this.#router.forward(connection, message, command),
     });
+    if (config.metrics !== undefined) {
+      const metrics = new Metrics({
+        bus,
+        links: () => this.#remote.links(),
+        running: () => this.#runner.active,
+        outboxDepth: () => this.#outbox.size,
+        journalRows: () => this.#journal.rows,
+      });
+      this.#metrics = new MetricsServer({
+        ...parseHostPort(config.metrics.listen),
+        token: config.metrics.token,
+        metrics,
+        health: () => this.#health(),
+        log,
+      });
+    }
     this.#router = new Router({
       remote: this.#remote,
       outbox: this.#outbox,
@@ -265,6 +268,7 @@ export class Daemon {
       return;
     }
     log.level = logLevel;
+    log.format = config.logFormat;
     this.#runner.configure({
       maxRunning: config.maxRunning,
       maxQueued: config.maxQueued,
@@ -292,6 +296,26 @@ export class Daemon {
     this.#bus.emit("config.reloaded", { ok: true });
   }
 
+  /** What GET /healthz says: ready, or why not. */
+  #health(): { ready: boolean; [field: string]: unknown } {
+    const { config } = this.#options;
+    const peers = this.#remote.links().filter((link) => link.isReady).length;
+    const reason = !this.#started
+      ? "starting"
+      : this.#router.stopping
+      ? "shutting down"
+      : config.mode === "client" && peers === 0
+      ? "not connected to the server"
+      : undefined;
+    return {
+      ready: reason === undefined,
+      status: reason === undefined ? "ok" : "unavailable",
+      ...(reason === undefined ? {} : { reason }),
+      mode: config.mode,
+      peers,
+    };
+  }
+
   /** A SIGHUP whose config could not be read: subscribers hear so. */
   reloadFailed(error: string): void {
     this.#bus.emit("config.reloaded", { ok: false, error });
@@ -301,13 +325,9 @@ export class Daemon {
   async start(): Promise<void> {
     const { config, log } = this.#options;
     log.debug(`journal: ${this.#journal.where}`);
-    this.#compact();
+    this.#upkeep.start();
     this.#outbox.replay();
     this.#inbox.replay();
-    this.#compactTimer = setInterval(
-      () => this.#compact(true),
-      COMPACT_EVERY_MS,
-    );
     // The WebSocket side first: a taken port leaves no socket file behind.
     const started = await this.#remote.start(this.#frames);
     const remote = config.mode === "server"
@@ -315,27 +335,14 @@ export class Daemon {
       : started;
     const local = await this.#local.listen();
     this.#listening = [started, local];
+    const metrics = await this.#metrics?.start();
+    if (metrics !== undefined) this.#listening.push(metrics);
     this.#local.serve(this.#router);
+    this.#started = true;
     log.info(
       `ready: ws-daemon ${VERSION}, ${config.mode} mode, ${remote}, local socket ${local}`,
     );
-  }
-
-  /** Drops results past resultRetentionMs and runs no redelivery needs. */
-  /**
-   * `checkpoint`: also fold the WAL into the database (the minute's
-   * compaction only: a checkpoint syncs twice on the event loop).
-   */
-  #compact(checkpoint = false): void {
-    this.#compactedAt = Date.now();
-    this.#finishedSinceCompact = 0;
-    const { resultRetentionMs, maxResults } = this.#options.config;
-    const removed =
-      this.#outboxRows.compact(resultRetentionMs, maxResults, checkpoint) +
-      this.#runRows.compact(resultRetentionMs, checkpoint);
-    if (removed > 0) {
-      this.#options.log.debug(`journal: ${removed} old row(s) dropped`);
-    }
+    if (metrics !== undefined) log.info(`metrics and health on ${metrics}`);
   }
 
   /**
@@ -359,7 +366,8 @@ export class Daemon {
     await this.#remote.close();
     await this.#local.closeAll(Math.max(1000, deadline - Date.now()));
     await this.#runner.close();
-    clearInterval(this.#compactTimer);
+    await this.#metrics?.close();
+    this.#upkeep.stop();
     const left = this.#outbox.size;
     this.#journal.close();
     if (left > 0) {

@@ -132,7 +132,10 @@ async function main(args: string[]): Promise<void> {
     throw error;
   }
   const { config, warnings } = loaded;
-  const log = new Logger((logLevel as LogLevel | undefined) ?? config.logLevel);
+  const log = new Logger(
+    (logLevel as LogLevel | undefined) ?? config.logLevel,
+    config.logFormat,
+  );
   for (const warning of warnings) log.warn(`config: ${warning}`);
 
   let daemon: Daemon;

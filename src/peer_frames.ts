@@ -123,6 +123,7 @@ export class PeerFrames implements PeerHandler {
       `peer ${link.title} disconnected: ${reason}${
         unknown ? `; ${unknown} request(s) answered -6 (outcome unknown)` : ""
       }`,
+      { peer: link.name, address: link.label, reason },
     );
   }
 

@@ -33,6 +33,14 @@ export function logEvents(bus: EventBus, log: Logger): () => void {
           }: status ${data.status} in ${data.durationMs} ms${
             data.error === undefined ? "" : ` (${data.error})`
           }`,
+          {
+            script: data.name,
+            ...(Object.hasOwn(data, "id") ? { id: data.id } : {}),
+            peer: data.peer ?? null,
+            status: data.status,
+            durationMs: data.durationMs,
+            ...(data.error === undefined ? {} : { error: data.error }),
+          },
         );
         return;
       }
@@ -51,6 +59,14 @@ export function logEvents(bus: EventBus, log: Logger): () => void {
           } for ${data.peer}: status ${data.status}${
             data.signal ? ` (${data.signal})` : ""
           } in ${data.durationMs} ms`,
+          {
+            script: data.name,
+            ...(Object.hasOwn(data, "id") ? { id: data.id } : {}),
+            peer: data.peer,
+            status: data.status,
+            signal: data.signal,
+            durationMs: data.durationMs,
+          },
         );
         return;
       }

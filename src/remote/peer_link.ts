@@ -20,6 +20,7 @@
  * @module
  */
 
+import { traffic } from "./traffic.ts";
 import { type Feature, FEATURES, type Hello } from "../protocol.ts";
 import type { Logger } from "../log.ts";
 import { TokenBucket } from "../trust/rate.ts";
@@ -236,6 +237,7 @@ export class PeerLink {
       );
       return;
     }
+    traffic.in += event.data.length;
     this.#handler!.onFrame(this, event.data);
   }
 
@@ -251,6 +253,7 @@ export class PeerLink {
     }
     try {
       this.#socket.send(text);
+      traffic.out += text.length;
       return true;
     } catch {
       return false;

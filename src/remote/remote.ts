@@ -56,6 +56,7 @@ export function logIntroduction(
   if (hello === undefined) {
     log.info(
       `peer ${link.name} (${link.label}) sent no HELLO: taken for an original ws-daemon`,
+      { peer: link.name, address: link.label, version: "original" },
     );
     return;
   }
@@ -63,6 +64,12 @@ export function logIntroduction(
     `peer ${link.name} (${link.label}) says hello: version ${hello.version}, features [${
       hello.features.join(", ")
     }]`,
+    {
+      peer: link.name,
+      address: link.label,
+      version: hello.version,
+      features: hello.features,
+    },
   );
 }
 
