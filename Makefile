@@ -53,21 +53,30 @@ demo:
 
 # make run ARGS="--prefix /path --log-level debug"
 run:
-	$(DENO) run --frozen $(PERMISSIONS) src/main.ts $(ARGS)
+	@$(DENO) run --frozen $(PERMISSIONS) src/main.ts $(ARGS) || { \
+	  code=$$?; echo "make run: the daemon exited with $$code" >&2; exit $$code; }
 
 bench:
 	$(DENO) run --frozen --allow-all scripts/bench.ts
 	$(DENO) run --frozen --allow-all scripts/bench_ack.ts
 	$(DENO) run --frozen --allow-all scripts/bench_fleet.ts
 
-# deno compile downloads its runtime (denort) unless DENORT_BIN names a local one.
+# deno compile downloads its runtime (denort), or takes DENORT_BIN's. Only when
+# that download fails is the way around it given, in one line.
 build:
-	@if [ -z "$$DENORT_BIN" ]; then \
-	  echo "make build: deno compile needs the denort runtime, which it downloads and this machine cannot reach; set DENORT_BIN to a local denort $$($(DENO) --version | awk 'NR==1{print $$2}') binary" >&2; \
-	  exit 1; \
+	@if [ -n "$$DENORT_BIN" ] && [ ! -x "$$DENORT_BIN" ]; then \
+	  echo "make build: DENORT_BIN=$$DENORT_BIN is not an executable file" >&2; exit 1; \
 	fi
-	@if [ ! -x "$$DENORT_BIN" ]; then echo "make build: DENORT_BIN=$$DENORT_BIN is not an executable file" >&2; exit 1; fi
-	$(DENO) compile --frozen $(PERMISSIONS) --output ws-daemon src/main.ts
+	@log=$$(mktemp); \
+	if $(DENO) compile --frozen $(PERMISSIONS) --output ws-daemon src/main.ts 2>"$$log"; then \
+	  rm -f "$$log"; echo "make build: wrote ./ws-daemon"; \
+	elif [ -z "$$DENORT_BIN" ] && grep -q "denort" "$$log"; then \
+	  rm -f "$$log"; \
+	  echo "make build: deno compile could not download its runtime (denort); set DENORT_BIN to a local denort $$($(DENO) --version | awk 'NR==1{print $$2}') binary" >&2; \
+	  exit 1; \
+	else \
+	  cat "$$log" >&2; rm -f "$$log"; exit 1; \
+	fi
 
 clean:
 	rm -rf ws-daemon .deno

@@ -11,7 +11,9 @@ function documentedKeys(text: string): Map<string, string> {
   );
   const rows = new Map<string, string>();
   for (const line of section.split("\n")) {
-    const match = line.match(/^\| `([A-Za-z]+)`\s*\| (both|server|client)\s*\|/);
+    const match = line.match(
+      /^\| `([A-Za-z]+)`\s*\| (both|server|client)\s*\|/,
+    );
     if (match) rows.set(match[1], match[2]);
   }
   return rows;
