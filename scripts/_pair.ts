@@ -16,9 +16,9 @@ import {
   freePort,
   Prefix,
   serverConfig,
-} from "../test/helpers/daemon.ts";
+} from "./harness/daemon.ts";
 import { LocalClient } from "../src/client/local_client.ts";
-import { until } from "../test/helpers/wait.ts";
+import { until } from "./harness/wait.ts";
 
 const START_TIMEOUT_MS = 15_000;
 

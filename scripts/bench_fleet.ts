@@ -11,7 +11,7 @@
  * @module
  */
 
-import { startFleet } from "../test/helpers/fleet.ts";
+import { startFleet } from "./harness/fleet.ts";
 import { LocalClient } from "../src/client/local_client.ts";
 import { percentiles } from "./_measure.ts";
 

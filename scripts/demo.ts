@@ -11,7 +11,7 @@
 
 import { type ScriptPair, startScriptPair } from "./_pair.ts";
 import { type Answer, LocalClient } from "../src/client/local_client.ts";
-import type { DaemonProcess } from "../test/helpers/daemon.ts";
+import type { DaemonProcess } from "./harness/daemon.ts";
 
 /** The example scripts, written into both prefixes. */
 const SCRIPTS: Record<string, string> = {

@@ -84,6 +84,12 @@ export class Metrics {
       labelNames: ["peer"],
       registers,
     });
+    const runs = new client.Counter({
+      name: "wsdaemon_runs_total",
+      help: "Scripts run here for peers' requests, by asker and outcome",
+      labelNames: ["peer", "outcome"],
+      registers,
+    });
     new client.Gauge({
       name: "wsdaemon_scripts_running",
       help: "Scripts running (or starting) now",
@@ -169,6 +175,10 @@ export class Metrics {
           received.inc({ peer: peer(data.peer) });
           return;
         case "script.finished":
+          runs.inc({
+            peer: peer(data.peer),
+            outcome: outcomeOf(data.status as number),
+          });
           duration.observe(
             { outcome: outcomeOf(data.status as number) },
             (data.durationMs as number) / 1000,

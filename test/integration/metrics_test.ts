@@ -87,6 +87,10 @@ Deno.test("/metrics is Prometheus text whose counters move as requests run; /hea
     value(onClient, "wsdaemon_requests_received_total", { peer: "server" }),
     4,
   );
+  assertEquals(
+    value(onClient, "wsdaemon_runs_total", { peer: "server", outcome: "ok" }),
+    3,
+  );
   const histogram = onClient.find((f) =>
     f.name === "wsdaemon_script_duration_seconds"
   );
