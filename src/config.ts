@@ -36,6 +36,10 @@ import {
 
 /** A `host:port` listen address. */
 export const HOST_PORT = /^.+:\d{1,5}$/;
+const hostPort = z.string().regex(HOST_PORT, '"host:port"').refine(
+  (text) => Number(text.slice(text.lastIndexOf(":") + 1)) <= 65535,
+  '"host:port" with a port from 0 to 65535',
+);
 
 /** The prefix used when neither `--prefix` nor `WSDAEMON_PREFIX` is given. */
 export const DEFAULT_PREFIX = "/root/ws-daemon";
@@ -59,7 +63,7 @@ const common = {
   socketMode: z.string().regex(/^0?[0-7]{3}$/, 'an octal mode like "0600"')
     .default("0600"),
   /** `host:port` for a TCP local listener instead of the Unix socket. */
-  localTcp: z.string().regex(HOST_PORT, '"host:port"').optional(),
+  localTcp: hostPort.optional(),
   /** The longest local line or peer frame accepted, in bytes. */
   maxMessageBytes: z.number().int().min(256).max(64 * 1024 * 1024).default(
     1024 * 1024,
@@ -140,7 +144,7 @@ const common = {
    * on loopback unless `listen` says otherwise; `token` guards /metrics.
    */
   metrics: z.object({
-    listen: z.string().regex(HOST_PORT, '"host:port"').default(
+    listen: hostPort.default(
       "127.0.0.1:9108",
     ),
     token: z.string().min(16).optional(),

@@ -97,7 +97,9 @@ async function main(args: string[]): Promise<void> {
   const command = positionals[0] ?? "run";
   if (positionals.length > 1 || (command !== "run" && command !== "check")) {
     fail(
-      `unknown command ${JSON.stringify(positionals.join(" "))}\n${USAGE}`,
+      `unknown command ${
+        JSON.stringify(positionals.join(" "))
+      }: expected run, check, init, join, send, status or watch (see --help)`,
       EXIT_USAGE,
     );
   }

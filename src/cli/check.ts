@@ -47,6 +47,24 @@ function modeOf(path: string): number | undefined {
 
 const octal = (mode: number) => (mode & 0o777).toString(8).padStart(4, "0");
 
+/** The interpreter a script's `#!` line names, if it is not there to run. */
+function missingInterpreter(path: string): string | undefined {
+  let head: string;
+  try {
+    using file = Deno.openSync(path);
+    const bytes = new Uint8Array(256);
+    const n = file.readSync(bytes) ?? 0;
+    head = new TextDecoder().decode(bytes.subarray(0, n));
+  } catch {
+    return undefined; // Unreadable: the run will say why.
+  }
+  if (!head.startsWith("#!")) return undefined; // /bin/sh runs it.
+  const interpreter = head.slice(2).split("\n")[0].trim().split(/\s+/)[0];
+  if (interpreter === "") return "nothing";
+  const mode = modeOf(interpreter);
+  return mode !== undefined && (mode & 0o111) !== 0 ? undefined : interpreter;
+}
+
 /** What is wrong with the scripts in `dir`, and the list of those that run. */
 function checkScripts(dir: string): { runnable: string[]; problems: string[] } {
   const runnable: string[] = [];
@@ -87,6 +105,13 @@ function checkScripts(dir: string): { runnable: string[]; problems: string[] } {
         `scripts/${entry.name} is not executable (mode ${
           octal(mode)
         }); run: chmod +x ${path}`,
+      );
+      continue;
+    }
+    const interpreter = missingInterpreter(path);
+    if (interpreter !== undefined) {
+      problems.push(
+        `scripts/${entry.name} cannot start: its #! line names ${interpreter}, which is not an executable file`,
       );
       continue;
     }

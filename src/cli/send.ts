@@ -97,10 +97,23 @@ async function writeOutput(answer: Answer, label: string): Promise<void> {
       ? answer[stream] as string
       : "";
     if (label !== "" && text !== "") {
-      text = text.replace(/^(?=.)/gm, `[${label}] `);
+      // Every line, empty ones too; none after the last newline.
+      const lines = text.split("\n");
+      const last = lines.pop()!;
+      text = lines.map((line) => `[${label}] ${line}\n`).join("") +
+        (last === "" ? "" : `[${label}] ${last}`);
     }
     let bytes = encoder.encode(text);
     while (bytes.length > 0) bytes = bytes.subarray(await out.write(bytes));
+  }
+  for (const stream of ["stdout", "stderr"]) {
+    if (answer[`${stream}Truncated`] === true) {
+      console.error(
+        `${COMMAND}: ${
+          label ? `${label}: ` : ""
+        }${stream} truncated at the peer's maxOutputBytes`,
+      );
+    }
   }
   if (answer.status < 0 && typeof answer.error === "string") {
     console.error(
@@ -120,8 +133,27 @@ export async function runSend(args: string[]): Promise<number> {
   }
 }
 
+/**
+ * A negative number is JSON, not an option: it is kept from parseArgs,
+ * which would take `-1` for one, behind a mark no option starts with.
+ */
+const NUMBER_MARK = "\u0000";
+const NEGATIVE_NUMBER = /^-\d+(\.\d+)?([eE][+-]?\d+)?$/;
+
 async function send(args: string[]): Promise<number> {
-  const { values, positionals } = parseOptions(args, OPTIONS, true);
+  const parsed = parseOptions(
+    args.map((arg) => NEGATIVE_NUMBER.test(arg) ? NUMBER_MARK + arg : arg),
+    OPTIONS,
+    true,
+  );
+  const unmark = (text: string) =>
+    text.startsWith(NUMBER_MARK) ? text.slice(1) : text;
+  const positionals = parsed.positionals.map(unmark);
+  const values = Object.fromEntries(
+    Object.entries(parsed.values).map((
+      [key, value],
+    ) => [key, typeof value === "string" ? unmark(value) : value]),
+  ) as typeof parsed.values;
   if (values.help) {
     console.log(USAGE);
     return EXIT.OK;

@@ -69,9 +69,23 @@ export async function runWatch(args: string[]): Promise<number> {
     }
     const data: Record<string, unknown> = {};
     if (values.events !== undefined) {
-      data.events = values.events.split(",").map((e) => e.trim()).filter((e) =>
-        e !== ""
+      const events = values.events.split(",").map((e) => e.trim()).filter(
+        (e) => e !== "",
       );
+      const unknown = events.find((e) =>
+        !(EVENT_TYPES as readonly string[]).includes(e)
+      );
+      if (unknown !== undefined || events.length === 0) {
+        throw new CliError(
+          `--events names ${
+            unknown === undefined
+              ? "no event"
+              : `unknown event ${JSON.stringify(unknown)}`
+          }: expected some of ${EVENT_TYPES.join(", ")}`,
+          EXIT.USAGE,
+        );
+      }
+      data.events = events;
     }
     if (values.peer !== undefined) data.peers = values.peer;
     await using local = await connect(prefixOf(values.prefix));

@@ -2,7 +2,8 @@
  * The daemon's metrics in the Prometheus text format, fed by the event bus
  * (never by the log) and by a look at the daemon's parts at each scrape.
  * Labels by peer are bounded: past MAX_PEER_LABELS distinct names, further
- * peers count as "other", so a churning fleet cannot grow the registry.
+ * peers count as "other", so a churning fleet cannot grow the registry; a
+ * name no peer has connected under counts as "none".
  *
  * @module
  */
@@ -198,8 +199,14 @@ export class Metrics {
     });
   }
 
+  /**
+   * A peer's name as a label: only names of peers that have been connected
+   * (a local process may name any peer in `to`, which must not take a
+   * label's place), at most MAX_PEER_LABELS of them.
+   */
   #peerLabel(name: unknown): string {
     if (typeof name !== "string") return "none";
+    if (!this.#seen.has(name)) return "none";
     if (this.#peers.has(name)) return name;
     if (this.#peers.size >= MAX_PEER_LABELS) return "other";
     this.#peers.add(name);

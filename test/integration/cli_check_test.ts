@@ -47,3 +47,23 @@ Deno.test("check is clean on a good prefix, then catches a script that cannot ru
     /socketMode "0666" lets any local user send requests/,
   );
 });
+
+Deno.test("check: a script whose #! interpreter is missing cannot run, and says so", async () => {
+  await using prefix = await Prefix.create(
+    serverConfig({ host: "127.0.0.1" }),
+    { scripts: ["noop"] },
+  );
+  await Deno.writeTextFile(
+    prefix.file("scripts", "badinterp"),
+    "#!/nonexistent/interp\necho hi\n",
+    { mode: 0o755 },
+  );
+  await Deno.chmod(prefix.file("scripts", "badinterp"), 0o755);
+  const run = await runCli(["check", "--prefix", prefix.path]);
+  assertEquals(run.code, 1, run.stdout);
+  assertMatch(run.stdout, /scripts: 1 can run: noop/);
+  assertMatch(
+    run.stdout,
+    /problem: scripts\/badinterp cannot start: its #! line names \/nonexistent\/interp/,
+  );
+});

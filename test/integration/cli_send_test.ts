@@ -108,3 +108,21 @@ Deno.test("send --to '*' prints one line per peer and exits with the summary's s
   );
   assertEquals(lines[2], "exit-with: status -1 (a=0 b=-1)");
 });
+
+Deno.test("send takes a negative number as PARAMS; an unknown subcommand is one line", async () => {
+  await using pair = await startPair({ scripts: SCRIPTS });
+  const negative = await runCli([
+    "send",
+    "read-params",
+    "-1.5",
+    "--output",
+    "--prefix",
+    pair.serverPrefix.path,
+  ]);
+  assertEquals(negative.code, 0, negative.stderr);
+  assertMatch(negative.stdout, /^via=argv env= bytes=4 /);
+  const unknown = await runCli(["bogus"]);
+  assertEquals(unknown.code, 2);
+  assertEquals(unknown.stderr.trim().split("\n").length, 1, unknown.stderr);
+  assertMatch(unknown.stderr, /unknown command "bogus"/);
+});

@@ -108,3 +108,18 @@ Deno.test("watch prints one line per event, filtered, as text and as JSON", asyn
     }
   }
 });
+
+Deno.test("watch checks --events before it connects: a typo is exit 2, not 'no daemon'", async () => {
+  const run = await runCli([
+    "watch",
+    "--events",
+    "script.finished,bogus",
+    "--prefix",
+    "/nonexistent",
+  ]);
+  assertEquals(run.code, 2, run.stderr);
+  assertMatch(
+    run.stderr,
+    /^ws-daemon watch: --events names unknown event "bogus"/,
+  );
+});

@@ -66,7 +66,24 @@ Deno.test("/metrics is Prometheus text whose counters move as requests run; /hea
     (await local.request({ name: "exit-with", params: 4 })).status,
     4,
   );
+  // Names no peer connected under take no label.
+  for (let i = 0; i < 5; i++) {
+    assertEquals(
+      (await local.request({ name: "noop", to: `ghost-${i}` })).status,
+      -2,
+    );
+  }
   const after = await scrape(server, token);
+  const labels = after.find((f) => f.name === "wsdaemon_requests_sent_total")!
+    .metrics.map((m) => m.labels?.peer);
+  assert(!labels.some((peer) => peer?.startsWith("ghost-")), String(labels));
+  assertEquals(
+    value(after, "wsdaemon_requests_sent_total", {
+      peer: "none",
+      outcome: "not_delivered",
+    }),
+    5,
+  );
   assertEquals(
     value(after, "wsdaemon_requests_sent_total", {
       peer: "client",
