@@ -148,6 +148,8 @@ const common = {
       "127.0.0.1:9108",
     ),
     token: z.string().min(16).optional(),
+    /** A server: answer on its WebSocket port instead of `listen`. */
+    shared: z.boolean().default(false),
   }).strict().optional(),
 };
 

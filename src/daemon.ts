@@ -125,6 +125,13 @@ export class Daemon {
         maxPeers: config.maxPeers,
         handshakeTimeoutMs: config.handshakeTimeoutMs,
         allowedOrigins: config.allowedOrigins,
+        http: config.metrics?.shared
+          ? {
+            paths: ["/healthz", "/metrics"],
+            respond: (method, path, authorization) =>
+              this.#metrics!.respond(method, path, authorization),
+          }
+          : undefined,
         ...limits,
       })
       : new RemoteClient({
@@ -198,6 +205,11 @@ export class Daemon {
         this.#router.forward(connection, message, command),
     });
     if (config.metrics !== undefined) {
+      if (config.metrics.shared && config.mode === "client") {
+        log.warn(
+          `config: metrics.shared is for a server (a client has no WebSocket port); serving them on ${config.metrics.listen}`,
+        );
+      }
       const metrics = new Metrics({
         bus,
         links: () => this.#remote.links(),
@@ -296,6 +308,12 @@ export class Daemon {
     this.#bus.emit("config.reloaded", { ok: true });
   }
 
+  /** Whether /healthz and /metrics are on the server's WebSocket port. */
+  #sharesPort(): boolean {
+    const { config } = this.#options;
+    return config.mode === "server" && config.metrics?.shared === true;
+  }
+
   /** What GET /healthz says: ready, or why not. */
   #health(): { ready: boolean; [field: string]: unknown } {
     const { config } = this.#options;
@@ -335,7 +353,9 @@ export class Daemon {
       : started;
     const local = await this.#local.listen();
     this.#listening = [started, local];
-    const metrics = await this.#metrics?.start();
+    const metrics = this.#sharesPort()
+      ? `${started.replace(/^ws/, "http")} (the WebSocket port)`
+      : await this.#metrics?.start();
     if (metrics !== undefined) this.#listening.push(metrics);
     this.#local.serve(this.#router);
     this.#started = true;
@@ -366,7 +386,7 @@ export class Daemon {
     await this.#remote.close();
     await this.#local.closeAll(Math.max(1000, deadline - Date.now()));
     await this.#runner.close();
-    await this.#metrics?.close();
+    if (!this.#sharesPort()) await this.#metrics?.close();
     this.#upkeep.stop();
     const left = this.#outbox.size;
     this.#journal.close();

@@ -1,5 +1,6 @@
 /**
- * The health and metrics listener (`metrics` in the config): `GET /healthz`
+ * The health and metrics endpoints (`metrics` in the config), on a listener
+ * of their own or, with `shared`, on a server's WebSocket port: `GET /healthz`
  * (JSON; 200 when the daemon is ready, 503 when not: a client with no
  * server, or shutting down) and `GET /metrics` (the Prometheus text format,
  * behind `Authorization: Bearer <token>` when a token is set).
@@ -26,6 +27,25 @@ export interface MetricsServerOptions {
 }
 
 const encoder = new TextEncoder();
+
+/** An HTTP answer, as either listener writes it. */
+export interface HttpAnswer {
+  status: number;
+  headers: Record<string, string>;
+  body: string;
+}
+
+function text(
+  status: number,
+  body: string,
+  headers: Record<string, string> = {},
+): HttpAnswer {
+  return {
+    status,
+    headers: { "content-type": "text/plain; charset=utf-8", ...headers },
+    body,
+  };
+}
 
 function bearerMatches(header: string | null, token: string): boolean {
   const match = header?.match(/^Bearer\s+(.+)$/i);
@@ -71,35 +91,46 @@ export class MetricsServer {
   }
 
   async #handle(request: Request): Promise<Response> {
-    const { pathname } = new URL(request.url);
-    if (request.method !== "GET" && request.method !== "HEAD") {
-      return new Response("only GET\n", {
-        status: 405,
-        headers: { allow: "GET, HEAD" },
-      });
+    const answer = await this.respond(
+      request.method,
+      new URL(request.url).pathname,
+      request.headers.get("authorization"),
+    );
+    return new Response(answer.body, answer);
+  }
+
+  /**
+   * The answer to one request, whichever listener took it: this one, or
+   * a server's WebSocket port (`metrics.shared`).
+   */
+  async respond(
+    method: string,
+    pathname: string,
+    authorization: string | null,
+  ): Promise<HttpAnswer> {
+    if (method !== "GET" && method !== "HEAD") {
+      return text(405, "only GET\n", { allow: "GET, HEAD" });
     }
     if (pathname === "/healthz") {
       const health = this.#options.health();
-      return Response.json(health, { status: health.ready ? 200 : 503 });
+      return {
+        status: health.ready ? 200 : 503,
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify(health),
+      };
     }
     if (pathname === "/metrics") {
       const { token, metrics } = this.#options;
-      if (
-        token !== undefined &&
-        !bearerMatches(request.headers.get("authorization"), token)
-      ) {
-        return new Response("unauthorized\n", {
-          status: 401,
-          headers: { "www-authenticate": "Bearer" },
-        });
+      if (token !== undefined && !bearerMatches(authorization, token)) {
+        return text(401, "unauthorized\n", { "www-authenticate": "Bearer" });
       }
-      return new Response(await metrics.text(), {
+      return {
+        status: 200,
         headers: { "content-type": metrics.contentType },
-      });
+        body: await metrics.text(),
+      };
     }
-    return new Response("not found: try /healthz or /metrics\n", {
-      status: 404,
-    });
+    return text(404, "not found: try /healthz or /metrics\n");
   }
 
   async close(): Promise<void> {

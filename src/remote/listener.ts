@@ -40,6 +40,23 @@ export interface ListenerOptions {
    */
   maxFrameBytes: number;
   log: Logger;
+  /**
+   * Plain HTTP GETs this port also answers (`/healthz`, `/metrics` when
+   * `metrics.shared`): undefined for a path it does not take.
+   */
+  http?: HttpRoutes;
+}
+
+/** Plain HTTP requests a listener answers besides its upgrades. */
+export interface HttpRoutes {
+  paths: readonly string[];
+  respond(
+    method: string,
+    pathname: string,
+    authorization: string | null,
+  ): Promise<
+    { status: number; headers: Record<string, string>; body: string }
+  >;
 }
 
 /** What the daemon says of an upgrade request: refuse it, or take it. */
@@ -109,6 +126,23 @@ export class UpgradeListener {
     // `Connection: upgrade`; either is refused with the same checks.
     this.#server.on("request", (req, res) => {
       this.#headDone(req.socket);
+      const path = (req.url ?? "").split("?")[0];
+      const routes = options.http;
+      if (routes?.paths.includes(path)) {
+        routes.respond(
+          req.method ?? "",
+          path,
+          req.headers.authorization ?? null,
+        )
+          .then((answer) => {
+            res.writeHead(answer.status, answer.headers);
+            res.end(req.method === "HEAD" ? undefined : answer.body);
+          }, (error) => {
+            log.warn(`${path}: ${(error as Error).message}`);
+            res.writeHead(500).end();
+          });
+        return;
+      }
       const refusal = checkUpgrade(req.method ?? "", headerOf(req)) ??
         { status: 400, reason: "bad upgrade request" };
       res.writeHead(refusal.status, {

@@ -31,6 +31,7 @@ import {
 } from "./remote.ts";
 import {
   type Decision,
+  type HttpRoutes,
   type ServerSocket,
   UpgradeListener,
   type UpgradeRequest,
@@ -56,6 +57,8 @@ export interface RemoteServerOptions extends PeerLinkOptions {
   maxPeers: number;
   handshakeTimeoutMs: number;
   allowedOrigins?: string[];
+  /** Plain HTTP GETs the WebSocket port answers too (`metrics.shared`). */
+  http?: HttpRoutes;
 }
 
 export class RemoteServer implements Remote {
@@ -78,6 +81,7 @@ export class RemoteServer implements Remote {
       upgradeHeaders: { [PROJECT_HEADER]: VERSION },
       maxFrameBytes: options.maxMessageBytes + FRAME_SLACK_BYTES,
       log: options.log,
+      http: options.http,
     }, (request) => this.#decide(request));
   }
 

@@ -127,3 +127,21 @@ Deno.test("/metrics is Prometheus text whose counters move as requests run; /hea
     "not connected to the server",
   ]);
 });
+
+Deno.test("metrics.shared serves /healthz and /metrics on a server's WebSocket port, and upgrades still work", async () => {
+  await using pair = await startPair({
+    scripts: ["noop"],
+    server: { metrics: { shared: true } },
+  });
+  const base = pair.server.url.replace(/^ws/, "http");
+  const health = await fetch(`${base}/healthz`);
+  assertEquals(health.status, 200);
+  assertEquals((await health.json()).ready, true);
+  const families = await scrape(base);
+  assertEquals(value(families, "wsdaemon_connections", { state: "ready" }), 1);
+  const other = await fetch(`${base}/elsewhere`);
+  assertEquals(other.status, 426, "any other plain request is still refused");
+  await other.body?.cancel();
+  await using local = await LocalClient.connect(pair.server.socket);
+  assertEquals((await local.request({ name: "noop", id: "s" })).status, 0);
+});
