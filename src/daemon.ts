@@ -33,8 +33,8 @@ import { logEvents } from "./events/log_events.ts";
 import { LocalCommands } from "./commands/local.ts";
 import { PeerCommands } from "./commands/peer.ts";
 import type { DaemonFacts } from "./commands/introspect.ts";
-import { Metrics } from "./metrics/metrics.ts";
-import { MetricsServer } from "./metrics/http.ts";
+import type { MetricsServer } from "./metrics/http.ts";
+import { health, openMetrics, sharesPort } from "./metrics/endpoints.ts";
 
 export interface DaemonOptions {
   prefix: string;
@@ -204,27 +204,18 @@ export class Daemon {
       forward: (connection, message, command) =>
         this.#router.forward(connection, message, command),
     });
-    if (config.metrics !== undefined) {
-      if (config.metrics.shared && config.mode === "client") {
-        log.warn(
-          `config: metrics.shared is for a server (a client has no WebSocket port); serving them on ${config.metrics.listen}`,
-        );
-      }
-      const metrics = new Metrics({
-        bus,
-        links: () => this.#remote.links(),
-        running: () => this.#runner.active,
-        outboxDepth: () => this.#outbox.size,
-        journalRows: () => this.#journal.rows,
-      });
-      this.#metrics = new MetricsServer({
-        ...parseHostPort(config.metrics.listen),
-        token: config.metrics.token,
-        metrics,
-        health: () => this.#health(),
-        log,
-      });
-    }
+    this.#metrics = openMetrics(config, {
+      bus,
+      links: () => this.#remote.links(),
+      running: () => this.#runner.active,
+      outboxDepth: () => this.#outbox.size,
+      journalRows: () => this.#journal.rows,
+    }, () =>
+      health({
+        started: this.#started,
+        stopping: this.#router.stopping,
+        readyPeers: this.#remote.links().filter((l) => l.isReady).length,
+      }, this.#options.config.mode), log);
     this.#router = new Router({
       remote: this.#remote,
       outbox: this.#outbox,
@@ -308,32 +299,6 @@ export class Daemon {
     this.#bus.emit("config.reloaded", { ok: true });
   }
 
-  /** Whether /healthz and /metrics are on the server's WebSocket port. */
-  #sharesPort(): boolean {
-    const { config } = this.#options;
-    return config.mode === "server" && config.metrics?.shared === true;
-  }
-
-  /** What GET /healthz says: ready, or why not. */
-  #health(): { ready: boolean; [field: string]: unknown } {
-    const { config } = this.#options;
-    const peers = this.#remote.links().filter((link) => link.isReady).length;
-    const reason = !this.#started
-      ? "starting"
-      : this.#router.stopping
-      ? "shutting down"
-      : config.mode === "client" && peers === 0
-      ? "not connected to the server"
-      : undefined;
-    return {
-      ready: reason === undefined,
-      status: reason === undefined ? "ok" : "unavailable",
-      ...(reason === undefined ? {} : { reason }),
-      mode: config.mode,
-      peers,
-    };
-  }
-
   /** A SIGHUP whose config could not be read: subscribers hear so. */
   reloadFailed(error: string): void {
     this.#bus.emit("config.reloaded", { ok: false, error });
@@ -353,7 +318,7 @@ export class Daemon {
       : started;
     const local = await this.#local.listen();
     this.#listening = [started, local];
-    const metrics = this.#sharesPort()
+    const metrics = sharesPort(config)
       ? `${started.replace(/^ws/, "http")} (the WebSocket port)`
       : await this.#metrics?.start();
     if (metrics !== undefined) this.#listening.push(metrics);
@@ -386,7 +351,7 @@ export class Daemon {
     await this.#remote.close();
     await this.#local.closeAll(Math.max(1000, deadline - Date.now()));
     await this.#runner.close();
-    if (!this.#sharesPort()) await this.#metrics?.close();
+    if (!sharesPort(config)) await this.#metrics?.close();
     this.#upkeep.stop();
     const left = this.#outbox.size;
     this.#journal.close();

@@ -7,7 +7,7 @@
  */
 
 import type { Logger } from "../log.ts";
-import type { EventBus } from "./bus.ts";
+import type { EventBus, EventMap } from "./bus.ts";
 
 function idPart(data: { id?: unknown }): string {
   return Object.hasOwn(data, "id") ? ` id=${JSON.stringify(data.id)}` : "";
@@ -19,14 +19,7 @@ export function logEvents(bus: EventBus, log: Logger): () => void {
     if (!log.enabled("info")) return;
     switch (event.type) {
       case "status.returned": {
-        const data = event.data as {
-          name: string;
-          id?: unknown;
-          peer?: string;
-          status: number;
-          durationMs: number;
-          error?: string;
-        };
+        const data = event.data as EventMap["status.returned"];
         log.info(
           `request ${data.name}${idPart(data)} peer=${
             data.peer ?? "-"
@@ -45,14 +38,7 @@ export function logEvents(bus: EventBus, log: Logger): () => void {
         return;
       }
       case "script.finished": {
-        const data = event.data as {
-          name: string;
-          id?: unknown;
-          peer: string;
-          status: number;
-          signal: string | null;
-          durationMs: number;
-        };
+        const data = event.data as EventMap["script.finished"];
         log.info(
           `ran ${data.name}${
             idPart(data)

@@ -80,7 +80,7 @@ export class EventRelay {
     const relayed = this.#relayed.get(ref);
     if (relayed === undefined || status === 0) return;
     this.#relayed.delete(ref);
-    this.#settle(relayed.connection);
+    this.settle(relayed.connection);
   }
 
   /** An EVENT frame from `link`. */
@@ -115,7 +115,7 @@ export class EventRelay {
       );
       if (!filter.events) this.#relayed.delete(ref);
     }
-    this.#settle(connection);
+    this.settle(connection);
     return count;
   }
 
@@ -130,12 +130,15 @@ export class EventRelay {
         data: { peer: relayed.peer, reason },
         from: relayed.peer,
       });
-      this.#settle(relayed.connection);
+      this.settle(relayed.connection);
     }
   }
 
-  /** Whether `connection` still streams anything. */
-  #settle(connection: LocalConnection): void {
+  /**
+   * Keeps `connection` open for events while it has a subscription, local
+   * or through a link; lets it close once it has none (after UNSUBSCRIBE).
+   */
+  settle(connection: LocalConnection): void {
     const streams = this.#local.sinkOf(connection) !== undefined ||
       [...this.#relayed.values()].some((r) => r.connection === connection);
     if (!streams) connection.streaming = false;
@@ -151,11 +154,6 @@ export class EventRelay {
         encodeCommand(REMOTE_COMMAND, CommandCode.UNSUBSCRIBE, { sub: ref }),
       );
     }
-  }
-
-  /** Settles streaming after a local UNSUBSCRIBE. */
-  settle(connection: LocalConnection): void {
-    this.#settle(connection);
   }
 }
 

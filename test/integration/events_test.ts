@@ -191,3 +191,28 @@ Deno.test("answers decided by the asker itself are logged and on the bus too", a
     );
   }
 });
+
+Deno.test("a subscription through a link: &cmd UNSUBSCRIBE stops it, and a dropped link ends it with subscription.ended", async () => {
+  await using pair = await startPair({ scripts: SCRIPTS });
+  await using watch = await LocalClient.connect(pair.server.socket);
+  await using asker = await LocalClient.connect(pair.server.socket);
+  const filter = { events: ["script.finished"] };
+  assertEquals((await watch.request(subscribe("&cmd", filter))).status, 0);
+  await asker.request({ name: "noop", id: "u1" });
+  assertEquals((await watch.next()).event, "script.finished");
+  const off = await watch.request({
+    name: "&cmd",
+    id: "off",
+    params: { code: "UNSUBSCRIBE" },
+  });
+  assertEquals([off.status, (off.data as Answer).subscriptions], [0, 1]);
+  await asker.request({ name: "noop", id: "u2" });
+  const own = await watch.request({ name: "noop", id: "own" });
+  assertEquals(own.id, "own", "no event came after UNSUBSCRIBE");
+
+  assertEquals((await watch.request(subscribe("&cmd", filter))).status, 0);
+  pair.client.child.kill("SIGKILL");
+  const ended = await watch.next();
+  assertEquals(ended.event, "subscription.ended");
+  assertEquals([(ended.data as Answer).peer, ended.from], ["client", "client"]);
+});
